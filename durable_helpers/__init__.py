@@ -1,0 +1,9 @@
+"""durable_helpers: explore Durable Functions task hubs from Python and Jupyter.
+
+Example:
+    >>> import durable_helpers
+    >>> durable_helpers.__version__
+    '0.1.0'
+"""
+
+__version__ = "0.1.0"
