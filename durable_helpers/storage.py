@@ -88,7 +88,7 @@ def resolve_connection(connection: str | None = None) -> str:
     Azurite on its default ports. ``UseDevelopmentStorage=true`` means the local Azurite.
 
     Example:
-        >>> resolve_connection("UseDevelopmentStorage=true").startswith("DefaultEndpointsProtocol=http")
+        >>> resolve_connection("UseDevelopmentStorage=true").startswith("DefaultEndpoints")
         True
     """
     value = connection if connection is not None else os.environ.get(CONNECTION_ENV_VAR)

@@ -193,7 +193,8 @@ class Azurite:
             time.sleep(0.1)
         self.stop()
         raise AzuriteError(
-            f"Azurite did not answer on {self.host}:{self.ports} within {self.startup_timeout:.0f} s."
+            f"Azurite did not answer on {self.host}:{self.ports} "
+            f"within {self.startup_timeout:.0f} s."
         )
 
     def stop(self, timeout: float = 10.0) -> None:
