@@ -21,7 +21,7 @@ import gzip
 import json
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -714,3 +714,515 @@ def offload_instance_payloads(
             blobs.append((name, compress_payload(value)))
         out[prop] = blob_url(container_url, name)
     return out, blobs
+
+
+# --------------------------------------------------------------------------------------------
+# Decode
+# --------------------------------------------------------------------------------------------
+
+#: History columns the decoder turns into frame columns (everything else is kept as extra).
+HISTORY_CONSUMED = frozenset(
+    {
+        "PartitionKey",
+        "RowKey",
+        "Timestamp",
+        "_Timestamp",
+        "EventType",
+        "EventId",
+        "IsPlayed",
+        "ExecutionId",
+        "Name",
+        "TaskScheduledId",
+        "TimerId",
+        "FireAt",
+        "InstanceId",
+        "OrchestrationStatus",
+        "Input",
+        "Result",
+        "Reason",
+        "Details",
+        "FailureDetails",
+        "ParentInstance",
+        "OrchestrationInstance",
+        "Tags",
+    }
+)
+#: Instances columns the decoder turns into frame columns.
+INSTANCE_CONSUMED = frozenset(
+    {
+        "PartitionKey",
+        "RowKey",
+        "Timestamp",
+        "Name",
+        "Version",
+        "RuntimeStatus",
+        "CreatedTime",
+        "LastUpdatedTime",
+        "CompletedTime",
+        "ExecutionId",
+        "Input",
+        "Output",
+        "CustomStatus",
+        "Generation",
+        "ScheduledStartTime",
+        "Tags",
+        "TaskHubName",
+    }
+)
+
+
+def plain(value: Any) -> Any:
+    """The Python value of a table property (unwraps azure-data-tables ``EntityProperty``).
+
+    Example:
+        >>> plain(5), plain(None)
+        (5, None)
+    """
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    inner = getattr(value, "value", None)
+    if inner is not None and hasattr(value, "edm_type"):
+        return inner
+    return value
+
+
+def is_null(value: Any) -> bool:
+    """True for the provider's three spellings of null: absent/None, ``""`` and ``"null"``.
+
+    Example:
+        >>> is_null(None), is_null(""), is_null("null"), is_null("0")
+        (True, True, True, False)
+    """
+    return value is None or (isinstance(value, str) and (value == "" or value == "null"))
+
+
+def decode_payload(text: Any) -> Any:
+    """Decode a payload column: JSON text -> Python object; non-JSON text stays a string.
+
+    Absent, ``""`` and ``"null"`` all decode to None.
+
+    Example:
+        >>> decode_payload('"Hello Tokyo!"'), decode_payload("null"), decode_payload("not json")
+        ('Hello Tokyo!', None, 'not json')
+    """
+    text = plain(text)
+    if text is None or text == "":
+        return None
+    if not isinstance(text, str):
+        return text
+    first = text.lstrip()[:1]
+    if not first or first not in '{["-0123456789tfn':
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+_ISO_FRACTION = re.compile(r"^(.*T\d\d:\d\d:\d\d)\.(\d+)(.*)$")
+
+
+def to_datetime(value: Any) -> datetime | None:
+    """A UTC datetime from a table value (datetime, ISO-8601 text with up to 7 digits) or None.
+
+    Example:
+        >>> to_datetime("2018-02-28T05:18:49.3452372Z")
+        datetime.datetime(2018, 2, 28, 5, 18, 49, 345237, tzinfo=datetime.timezone.utc)
+    """
+    value = plain(value)
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return to_utc(value)
+    if isinstance(value, str):
+        text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
+        match = _ISO_FRACTION.match(text)
+        if match:  # fromisoformat on 3.10 wants 3 or 6 digits: use exactly 6
+            text = match.group(1) + "." + (match.group(2) + "000000")[:6] + match.group(3)
+        try:
+            return to_utc(datetime.fromisoformat(text))
+        except ValueError:
+            return None
+    return None
+
+
+def to_int(value: Any) -> int | None:
+    """An int from a table value (Int32, Int64 ``EntityProperty``, numeric text) or None.
+
+    Example:
+        >>> to_int("3"), to_int(None), to_int("null")
+        (3, None, None)
+    """
+    value = plain(value)
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def to_bool(value: Any) -> bool | None:
+    """A bool from a table value (bool or ``"true"``/``"false"`` text) or None.
+
+    Example:
+        >>> to_bool(True), to_bool("false"), to_bool(None)
+        (True, False, None)
+    """
+    value = plain(value)
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return None
+
+
+def to_text(value: Any) -> str | None:
+    """A string column's value: text as stored (``""`` kept), None when absent.
+
+    Example:
+        >>> to_text(""), to_text(None), to_text(5)
+        ('', None, '5')
+    """
+    value = plain(value)
+    if value is None or isinstance(value, str):
+        return value
+    return str(value)
+
+
+def raw_payload(value: Any) -> str | None:
+    """A payload column as stored text; None when absent or ``""`` (``"null"`` is kept).
+
+    Example:
+        >>> raw_payload('"x"'), raw_payload(""), raw_payload("null")
+        ('"x"', None, 'null')
+    """
+    value = to_text(value)
+    return value if value else None
+
+
+def table_timestamp(entity: Mapping[str, Any]) -> datetime | None:
+    """The table service's write time: the ``Timestamp`` key, or azure-data-tables' metadata.
+
+    Example:
+        >>> table_timestamp({"Timestamp": "2019-12-23T14:16:27.28Z"}).second
+        27
+    """
+    value = entity.get("Timestamp")
+    if value is None:
+        metadata = getattr(entity, "metadata", None)
+        if isinstance(metadata, Mapping):
+            value = metadata.get("timestamp")
+    return to_datetime(value)
+
+
+def is_sentinel(entity: Mapping[str, Any]) -> bool:
+    """True for the History ``sentinel`` row.
+
+    Example:
+        >>> is_sentinel({"RowKey": "sentinel"})
+        True
+    """
+    return entity.get("RowKey") == SENTINEL_ROW_KEY
+
+
+def instance_id_of(entity: Mapping[str, Any]) -> str | None:
+    """The unescaped instance id of a History or Instances row.
+
+    Example:
+        >>> instance_id_of({"PartitionKey": "a^0b"})
+        'a/b'
+    """
+    key = entity.get("PartitionKey")
+    return None if key is None else unescape_partition_key(key)
+
+
+def _exception_class(details: Mapping[str, Any]) -> str | None:
+    for key in ("ClassName", "ErrorType", "errorType", "$type", "type"):
+        value = details.get(key)
+        if isinstance(value, str) and value:
+            return value.split(",")[0].strip() if key == "$type" else value
+    return None
+
+
+def split_failure(
+    event_type: str | None,
+    *,
+    failure_details: Any = None,
+    reason: str | None = None,
+    details: str | None = None,
+    result: Any = None,
+    orchestration_status: str | None = None,
+) -> tuple[str | None, str | None, str | None]:
+    """``(FailureType, FailureMessage, FailureStackTrace)`` of a history event, or three Nones.
+
+    From the FailureDetails JSON (DTFx 2.x / isolated: ErrorType, ErrorMessage, StackTrace), else
+    from the legacy columns (DF 2.x: Reason = message, Details = serialized .NET exception with
+    ClassName/Message/StackTraceString, or plain text), else, for a failed ExecutionCompleted, from
+    its Result text. Only failure events get parts (a suspend Reason is not a failure).
+
+    Example:
+        >>> split_failure("TaskFailed", failure_details={"ErrorType": "System.Exception",
+        ...               "ErrorMessage": "boom", "StackTrace": "at X"})
+        ('System.Exception', 'boom', 'at X')
+        >>> split_failure("TaskFailed", reason="Activity function 'Hello' failed: boom",
+        ...               details="at Hello()")
+        (None, "Activity function 'Hello' failed: boom", 'at Hello()')
+    """
+    if isinstance(failure_details, Mapping) and failure_details:
+        fd = failure_details
+        return (
+            _exception_class(fd),
+            to_text(fd.get("ErrorMessage", fd.get("errorMessage", fd.get("Message")))),
+            to_text(fd.get("StackTrace", fd.get("stackTrace", fd.get("StackTraceString")))),
+        )
+    failed_execution = event_type in ("ExecutionCompleted", "ExecutionFailed") and (
+        orchestration_status == "Failed"
+    )
+    if event_type not in FAILURE_EVENT_TYPES and not failed_execution:
+        return None, None, None
+    ftype = message = stack = None
+    decoded = decode_payload(details) if details else None
+    if isinstance(decoded, Mapping):
+        ftype = _exception_class(decoded)
+        message = to_text(decoded.get("Message", decoded.get("message")))
+        stack = to_text(decoded.get("StackTraceString", decoded.get("stack")))
+    elif details:
+        stack = details
+    if reason:
+        message = reason if message is None else message
+    if message is None and failed_execution and result is not None:
+        message = result if isinstance(result, str) else to_json(result)
+    return ftype, message, stack
+
+
+def decode_history_row(entity: Mapping[str, Any]) -> dict[str, Any]:
+    """One History entity -> a dict keyed by the history frame's columns (+ extras).
+
+    Tolerates both provider generations (absent nulls, ``"null"``, ``""``), keeps unknown columns,
+    decodes JSON payloads (keeping the stored text as ``InputRaw``/``ResultRaw``) and splits
+    failures. Large payloads must have been inlined first (:func:`inline_large_payloads`).
+
+    Example:
+        >>> row = decode_history_row({"PartitionKey": "p", "RowKey": "0000000000000005",
+        ...     "EventType": "TaskCompleted", "EventId": -1, "IsPlayed": True,
+        ...     "ExecutionId": "e", "TaskScheduledId": 0, "Result": '"Hello Tokyo!"'})
+        >>> row["Sequence"], row["Result"], row["ResultRaw"], row["TaskScheduledId"]
+        (5, 'Hello Tokyo!', '"Hello Tokyo!"', 0)
+    """
+    get = entity.get
+    key = get("RowKey")
+    try:
+        sequence = parse_row_key(key) if key is not None else None
+    except ValueError:
+        sequence = None
+    event_type = to_text(get("EventType"))
+    failure_details = decode_payload(get("FailureDetails"))
+    if not isinstance(failure_details, Mapping):
+        failure_details = None if is_null(get("FailureDetails")) else failure_details
+    input_raw = raw_payload(get("Input"))
+    result_raw = raw_payload(get("Result"))
+    result = decode_payload(result_raw)
+    reason = to_text(get("Reason")) or None
+    details = to_text(get("Details")) or None
+    status = to_text(get("OrchestrationStatus")) or None
+    ftype, fmessage, fstack = split_failure(
+        event_type,
+        failure_details=failure_details,
+        reason=reason,
+        details=details,
+        result=result if result is not None else result_raw,
+        orchestration_status=status,
+    )
+    row: dict[str, Any] = {
+        "InstanceId": instance_id_of(entity),
+        "ExecutionId": to_text(get("ExecutionId")),
+        "Sequence": sequence,
+        "RowKey": key,
+        "EventType": event_type,
+        "EventId": to_int(get("EventId")),
+        "IsPlayed": to_bool(get("IsPlayed")),
+        "Timestamp": to_datetime(get("_Timestamp")),
+        "TableTimestamp": table_timestamp(entity),
+        "Name": to_text(get("Name")),
+        "TaskScheduledId": to_int(get("TaskScheduledId")),
+        "TimerId": to_int(get("TimerId")),
+        "FireAt": to_datetime(get("FireAt")),
+        "TargetInstanceId": to_text(get("InstanceId")) or None,
+        "OrchestrationStatus": status,
+        "Input": decode_payload(input_raw),
+        "Result": result,
+        "InputRaw": input_raw,
+        "ResultRaw": result_raw,
+        "Reason": reason,
+        "Details": details,
+        "FailureType": ftype,
+        "FailureMessage": fmessage,
+        "FailureStackTrace": fstack,
+        "FailureDetails": failure_details,
+        "ParentInstance": decode_payload(get("ParentInstance")),
+        "OrchestrationInstance": decode_payload(get("OrchestrationInstance")),
+        "Tags": decode_payload(get("Tags")),
+    }
+    for name, value in entity.items():
+        if name not in HISTORY_CONSUMED and not name.startswith("odata."):
+            row[name] = _decode_extra(name, value)
+    return row
+
+
+def decode_instance_row(entity: Mapping[str, Any]) -> dict[str, Any]:
+    """One Instances entity -> a dict keyed by the instances frame's columns (+ extras).
+
+    Example:
+        >>> row = decode_instance_row({"PartitionKey": "a^2b", "RowKey": "", "Name": "Hello",
+        ...     "RuntimeStatus": "Completed", "CustomStatus": "null", "Output": '["x"]'})
+        >>> row["InstanceId"], row["Output"], row["CustomStatus"], row["CustomStatusRaw"]
+        ('a#b', ['x'], None, 'null')
+    """
+    get = entity.get
+    input_raw = raw_payload(get("Input"))
+    output_raw = raw_payload(get("Output"))
+    custom_raw = raw_payload(get("CustomStatus"))
+    tags = decode_payload(get("Tags"))
+    row: dict[str, Any] = {
+        "InstanceId": instance_id_of(entity),
+        "Name": to_text(get("Name")),
+        "Version": to_text(get("Version")),
+        "RuntimeStatus": to_text(get("RuntimeStatus")) or None,
+        "CreatedTime": to_datetime(get("CreatedTime")),
+        "LastUpdatedTime": to_datetime(get("LastUpdatedTime")),
+        "CompletedTime": to_datetime(get("CompletedTime")),
+        "ExecutionId": to_text(get("ExecutionId")) or None,
+        "Input": decode_payload(input_raw),
+        "Output": decode_payload(output_raw),
+        "CustomStatus": decode_payload(custom_raw),
+        "InputRaw": input_raw,
+        "OutputRaw": output_raw,
+        "CustomStatusRaw": custom_raw,
+        "Generation": to_int(get("Generation")),
+        "ScheduledStartTime": to_datetime(get("ScheduledStartTime")),
+        "Tags": tags if isinstance(tags, Mapping) else None,
+        "TaskHubName": to_text(get("TaskHubName")),
+        "TableTimestamp": table_timestamp(entity),
+    }
+    for name, value in entity.items():
+        if name not in INSTANCE_CONSUMED and not name.startswith("odata."):
+            row[name] = _decode_extra(name, value)
+    return row
+
+
+def _decode_extra(name: str, value: Any) -> Any:
+    if name in DATETIME_COLUMNS:
+        return to_datetime(value)
+    if name in INT32_COLUMNS or name in INT64_COLUMNS:
+        return to_int(value)
+    if name in BOOL_COLUMNS:
+        return to_bool(value)
+    if name in JSON_OBJECT_COLUMNS:
+        return decode_payload(value)
+    return plain(value)
+
+
+def blob_name_from_url(url: str, container: str) -> str | None:
+    """The blob name inside ``container`` that a blob URL points at, or None if it does not.
+
+    Only blobs of the given container are followed (a stored URL never sends us elsewhere).
+
+    Example:
+        >>> blob_name_from_url("https://a.blob.core.windows.net/h-largemessages/x%5E0/b.json.gz",
+        ...                    "h-largemessages")
+        'x^0/b.json.gz'
+    """
+    from urllib.parse import unquote, urlparse
+
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        return None
+    path = urlparse(url).path
+    marker = f"/{container}/"
+    at = path.find(marker)
+    if at < 0:
+        return None
+    name = unquote(path[at + len(marker) :])
+    return name or None
+
+
+def _message_blob_input(text: str) -> str | None:
+    """The orchestration input inside a queue-message blob (``...-ExecutionStarted.json.gz``)."""
+    try:
+        message = json.loads(text)
+    except ValueError:
+        return None
+    event = (message.get("TaskMessage") or {}).get("Event") if isinstance(message, dict) else None
+    return event.get("Input") if isinstance(event, dict) else None
+
+
+def inline_large_payloads(
+    entity: Mapping[str, Any],
+    fetch: Callable[[str], bytes | None],
+    *,
+    container: str | None = None,
+) -> dict[str, Any]:
+    """Replace offloaded properties with their (gunzipped) blob content.
+
+    History rows: each ``<Prop>BlobName`` column is fetched into ``<Prop>`` (the BlobName column
+    is kept). Instances rows: a payload column holding a blob URL of ``container`` is fetched (the
+    input of a queue-message blob ``...-ExecutionStarted.json.gz`` is taken from the message).
+    ``fetch(blob_name)`` returns the blob bytes, or None when the blob is gone (value left as is).
+
+    Example:
+        >>> blobs = {"id/history-x-Input.json.gz": compress_payload('"big"')}
+        >>> inline_large_payloads({"Input": "", "InputBlobName": "id/history-x-Input.json.gz"},
+        ...                       blobs.get)["Input"]
+        '"big"'
+    """
+    out: dict[str, Any] | None = None
+    for name, value in entity.items():
+        if name.endswith(BLOB_NAME_SUFFIX) and isinstance(value, str) and value:
+            prop = name[: -len(BLOB_NAME_SUFFIX)]
+            if prop not in LARGE_PAYLOAD_PROPERTIES or not is_null(entity.get(prop)):
+                continue
+            data = fetch(value)
+            if data is not None:
+                out = out if out is not None else dict(entity)
+                out[prop] = decompress_payload(data)
+    if container:
+        for prop in LARGE_PAYLOAD_PROPERTIES:
+            value = entity.get(prop)
+            if not (isinstance(value, str) and value.startswith("http") and ".json" in value):
+                continue
+            blob = blob_name_from_url(value, container)
+            if blob is None:
+                continue
+            data = fetch(blob)
+            if data is None:
+                continue
+            text = decompress_payload(data)
+            if "/message-" in blob and blob.endswith("ExecutionStarted.json.gz"):
+                text = _message_blob_input(text) or text
+            out = out if out is not None else dict(entity)
+            out[prop] = text
+    if out is None:
+        return entity if isinstance(entity, dict) else dict(entity)
+    return out
+
+
+def has_large_payloads(entity: Mapping[str, Any], container: str | None = None) -> bool:
+    """True if the entity refers to blobs (``*BlobName`` columns, or blob URLs in ``container``).
+
+    Example:
+        >>> has_large_payloads({"Input": "", "InputBlobName": "x"})
+        True
+    """
+    for name, value in entity.items():
+        if name.endswith(BLOB_NAME_SUFFIX) and value:
+            return True
+        if (
+            container
+            and isinstance(value, str)
+            and value.startswith("http")
+            and f"/{container}/" in value
+        ):
+            return True
+    return False
