@@ -7,3 +7,6 @@ Example:
 """
 
 __version__ = "0.1.0"
+
+from .snapshot import Snapshot as Snapshot
+from .snapshot import load_snapshot as load_snapshot

@@ -1,0 +1,252 @@
+"""Pictures of analysis frames with matplotlib (Agg-safe; every function returns the Axes).
+
+Each function draws on ``ax`` when given, else on a new pyplot figure (``ax.figure``); close it
+with ``matplotlib.pyplot.close(ax.figure)`` when drawing many in a loop.
+
+Example:
+    >>> from durable_helpers import plots
+    >>> ax = plots.timeline(hub.history("abc"))                         # doctest: +SKIP
+    >>> ax.figure.savefig("timeline.png")                               # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import matplotlib.dates as mdates
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.patches import Patch
+
+from .analysis import calls as _calls
+from .analysis import latency as _latency
+from .analysis import status_over_time
+
+#: Colours by call outcome and by runtime status.
+OUTCOME_COLORS = {
+    "completed": "#2ca02c",
+    "failed": "#d62728",
+    "pending": "#ff7f0e",
+    "canceled": "#7f7f7f",
+    "run": "#1f77b4",
+}
+STATUS_COLORS = {
+    "Pending": "#ff7f0e",
+    "Running": "#1f77b4",
+    "Suspended": "#9467bd",
+    "Completed": "#2ca02c",
+    "Failed": "#d62728",
+    "Terminated": "#8c564b",
+    "ContinuedAsNew": "#17becf",
+    "Canceled": "#7f7f7f",
+    "Unknown": "#bcbd22",
+}
+
+
+def _axes(ax: Axes | None, height: float = 4.0) -> Axes:
+    if ax is not None:
+        return ax
+    # pyplot, so notebooks show the figure; matplotlib picks Agg by itself when headless.
+    _, new = plt.subplots(figsize=(10, height), layout="constrained")
+    return new
+
+
+def timeline(
+    history: pd.DataFrame,
+    *,
+    max_lanes: int = 40,
+    ax: Axes | None = None,
+    now: pd.Timestamp | None = None,
+) -> Axes:
+    """Gantt chart of a history frame: calls as bars coloured by outcome, retries marked.
+
+    With at most ``max_lanes`` lanes, each instance gets a lane for its whole run (ExecutionStarted
+    to its end, on top, blue) and one lane per call (activity, sub-orchestration, timer). With
+    more, there is one lane per instance and its calls are drawn over each other in it. Bars of
+    retried attempts (Attempt > 1) are hatched and labelled ``#n``. Pending calls run to ``now``
+    (default: the history's last event). Times are UTC and the axis says so.
+
+    Example:
+        >>> ax = timeline(hub.history("abc"))                           # doctest: +SKIP
+        >>> ax.figure.savefig("abc.png")                                # doctest: +SKIP
+    """
+    c = _calls(history)
+    ts = history["Timestamp"] if "Timestamp" in history else pd.Series(dtype="datetime64[ns, UTC]")
+    end_default = ts.max() if len(ts) else pd.Timestamp.now(tz="UTC")
+    end_at = pd.Timestamp(now) if now is not None else end_default
+    runs = _runs(history, end_at)
+    c = c.assign(
+        End_=c["CompletedTime"].fillna(end_at),
+        Label_=c["Name"].fillna("timer").astype("string"),
+    )
+    per_call = len(c) + len(runs) <= max_lanes
+    rows: list[dict[str, Any]] = []
+    labels: list[str] = []
+    for iid, run in runs.iterrows():
+        lane = len(labels)
+        labels.append(f"{iid} ({run['Name']})" if per_call else str(iid))
+        rows.append(
+            dict(
+                lane=lane,
+                start=run["Start"],
+                end=run["End"],
+                color=OUTCOME_COLORS["run"],
+                attempt=1,
+                alpha=0.35 if not per_call else 0.8,
+            )
+        )
+        mine = c[c["InstanceId"] == iid]
+        for call in mine.itertuples(index=False):
+            if per_call:
+                lane = len(labels)
+                kind = "" if call.Kind == "activity" else f"[{call.Kind}] "
+                labels.append(f"  {kind}{call.Label_} #{call.EventId}")
+            rows.append(
+                dict(
+                    lane=lane,
+                    start=call.ScheduledTime,
+                    end=call.End_,
+                    color=OUTCOME_COLORS[str(call.Outcome)],
+                    attempt=int(call.Attempt),
+                    alpha=0.9,
+                )
+            )
+    ax = _axes(ax, height=max(2.5, 0.3 * len(labels) + 1.5))
+    for r in rows:
+        start = mdates.date2num(r["start"].to_pydatetime())
+        width = mdates.date2num(r["end"].to_pydatetime()) - start
+        width = max(width, 1e-9)
+        ax.barh(
+            r["lane"],
+            width,
+            left=start,
+            height=0.6,
+            color=r["color"],
+            alpha=r["alpha"],
+            hatch="//" if r["attempt"] > 1 else None,
+            edgecolor="black",
+            linewidth=0.3,
+        )
+        if r["attempt"] > 1:
+            ax.annotate(
+                f"#{r['attempt']}",
+                (start + width, r["lane"]),
+                xytext=(2, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=7,
+            )
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.set_ylim(len(labels) - 0.5, -0.5)
+    ax.xaxis_date(tz="UTC")
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S", tz="UTC"))
+    ax.set_xlabel("Time (UTC)")
+    ax.set_ylabel("Call" if per_call else "Instance")
+    ax.set_title("Timeline of calls" + (" per instance" if not per_call else ""))
+    handles = [Patch(color=col, label=name) for name, col in OUTCOME_COLORS.items()]
+    handles.append(Patch(facecolor="white", edgecolor="black", hatch="//", label="retry"))
+    ax.legend(handles=handles, fontsize=7, loc="upper right")
+    return ax
+
+
+def _runs(history: pd.DataFrame, end_at: pd.Timestamp) -> pd.DataFrame:
+    """Per instance: name, first and last event time (in order of first appearance)."""
+    if len(history) == 0:
+        return pd.DataFrame({"Name": [], "Start": [], "End": []})
+    et = history["EventType"].astype("string")
+    starts = history[(et == "ExecutionStarted").to_numpy(bool)]
+    names = starts.groupby("InstanceId", sort=False)["Name"].first()
+    g = history.groupby("InstanceId", sort=False)["Timestamp"]
+    ended = history[et.isin(["ExecutionCompleted", "ContinueAsNew"]).to_numpy(bool)]
+    last = g.max()
+    closed = ended.groupby("InstanceId", sort=False)["Timestamp"].max()
+    end = closed.reindex(last.index).fillna(end_at)
+    out = pd.DataFrame({"Name": names.reindex(last.index), "Start": g.min(), "End": end})
+    out["Name"] = out["Name"].astype("string").fillna("?")
+    return out
+
+
+def status_chart(
+    instances: pd.DataFrame, *, freq: str | None = None, ax: Axes | None = None
+) -> Axes:
+    """Instance counts per runtime status: bars now, or a stacked area over time with ``freq``.
+
+    Example:
+        >>> status_chart(hub.instances())                               # doctest: +SKIP
+        >>> status_chart(hub.instances(), freq="5min")                  # doctest: +SKIP
+    """
+    ax = _axes(ax)
+    if freq is None:
+        counts = instances["RuntimeStatus"].astype("string").value_counts()
+        order = [s for s in STATUS_COLORS if s in counts.index]
+        order += [s for s in counts.index if s not in order]
+        counts = counts.reindex(order)
+        bars = ax.bar(
+            range(len(counts)),
+            counts.to_numpy(),
+            color=[STATUS_COLORS.get(s, "#333333") for s in counts.index],
+        )
+        ax.set_xticks(range(len(counts)), list(counts.index))
+        ax.bar_label(bars, fontsize=8)
+        ax.set_xlabel("Runtime status")
+        ax.set_ylabel("Instances")
+        ax.set_title("Instances per runtime status")
+        return ax
+    wide = status_over_time(instances, freq)
+    if not wide.empty:
+        x = mdates.date2num(wide.index.to_pydatetime())
+        ax.stackplot(
+            x,
+            *[wide[c].to_numpy() for c in wide.columns],
+            labels=list(wide.columns),
+            colors=[STATUS_COLORS.get(c, "#333333") for c in wide.columns],
+        )
+        ax.legend(fontsize=7, loc="upper left")
+    ax.xaxis_date(tz="UTC")
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M", tz="UTC"))
+    ax.set_xlabel(f"Time (UTC, every {freq})")
+    ax.set_ylabel("Instances")
+    ax.set_title("Instances per runtime status over time")
+    return ax
+
+
+def latency_chart(
+    frame: pd.DataFrame, *, by: str = "Name", top: int = 30, ax: Axes | None = None
+) -> Axes:
+    """Horizontal bars of p50 per group with p95/p99 markers, from calls or a latency frame.
+
+    ``frame`` is either the output of `analysis.calls` (latency is computed with ``by``) or of
+    `analysis.latency`. The ``top`` groups with the largest p95 are shown, slowest on top; the
+    failure rate is written next to each bar.
+
+    Example:
+        >>> latency_chart(calls(hub.histories(ids)))                    # doctest: +SKIP
+    """
+    lat = frame if "P50" in frame.columns else _latency(frame, by=by)
+    lat = lat.sort_values("P95", ascending=False, na_position="last").head(top)
+    ax = _axes(ax, height=max(2.5, 0.35 * len(lat) + 1.5))
+    labels = [" / ".join(map(str, k)) if isinstance(k, tuple) else str(k) for k in lat.index]
+    y = np.arange(len(lat))
+
+    def secs(col: str) -> np.ndarray:
+        return lat[col].dt.total_seconds().to_numpy(dtype=float, na_value=np.nan)
+
+    bars = ax.barh(y, np.nan_to_num(secs("P50")), height=0.6, color="#1f77b4", label="p50")
+    ax.scatter(secs("P95"), y, marker="|", s=200, color="#ff7f0e", label="p95", zorder=3)
+    ax.scatter(secs("P99"), y, marker="x", color="#d62728", label="p99", zorder=3)
+    rates = lat["FailureRate"].to_numpy(dtype=float, na_value=np.nan)
+    ax.bar_label(
+        bars, labels=[f"  {r:.0%} failed" if r == r and r > 0 else "" for r in rates], fontsize=7
+    )
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.set_ylim(len(lat) - 0.5, -0.5)
+    ax.set_xlabel("Duration (seconds)")
+    ax.set_ylabel(" / ".join(lat.index.names) if any(lat.index.names) else by)
+    ax.set_title("Call latency (p50 bar, p95 and p99 markers)")
+    ax.legend(fontsize=7, loc="lower right")
+    return ax
+
+
+__all__ = ["latency_chart", "status_chart", "timeline"]
