@@ -1,0 +1,32 @@
+"""Every notebook runs headless, top to bottom, against the local task hub."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from nbharness import NOTEBOOK_TIMEOUT, NOTEBOOKS, TOTAL_BUDGET, LocalStack, execute_notebook
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(NOTEBOOK_TIMEOUT + 60)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs(
+    path: Path,
+    local_stack: LocalStack,
+    err_dir: Path,
+    notebook_timings: dict[str, float],
+    venv_kernel: str,
+) -> None:
+    result = execute_notebook(path, local_stack.env(), err_dir)
+    notebook_timings[path.stem] = result.seconds
+    slow = [(i, round(s)) for i, s in enumerate(result.cell_seconds) if s > 60]
+    assert not slow, f"cells over a minute (index, seconds): {slow}"
+
+
+@pytest.mark.slow
+def test_whole_set_within_budget(notebook_timings: dict[str, float]) -> None:
+    if len(notebook_timings) < len(NOTEBOOKS):
+        pytest.skip("only meaningful when every notebook ran in this session")
+    total = sum(notebook_timings.values())
+    assert total < TOTAL_BUDGET, f"notebooks took {total:.0f} s in all: {notebook_timings}"
