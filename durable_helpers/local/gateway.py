@@ -48,7 +48,7 @@ async def serve_gateway(
     _check_free(host, http_port, "the HTTP management API")
     origin = f"http://{host}:{http_port}"
     seed = start_seed_channel(sidecar, host=host, port=startnew_port, http_origin=origin, hub=hub)
-    runner = web.AppRunner(create_app(sidecar, hub=hub, public_origin=origin), access_log=log)
+    runner = web.AppRunner(create_app(sidecar, hub=hub), access_log=log)
     try:
         await runner.setup()
         site = web.TCPSite(runner, host, http_port, reuse_port=False)

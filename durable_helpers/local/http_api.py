@@ -65,6 +65,8 @@ log = logging.getLogger(__name__)
 UTC = timezone.utc  # noqa: UP017 - datetime.UTC needs Python 3.11
 
 DEFAULT_HUB = "DurableFunctionsHub"
+#: The Functions v1 base path; served too, so old scripts keep working.
+LEGACY_WEBHOOK_PATH = "/admin/extensions/DurableTaskExtension"
 DEFAULT_PAGE_SIZE = 100
 CALL_TIMEOUT = 10.0
 HISTORY_TIMEOUT = 30.0
@@ -565,7 +567,6 @@ def create_app(
     """
     app = web.Application(middlewares=[_errors])
     app[_CONFIG] = {"hub": hub, "public_origin": public_origin}
-    base = WEBHOOK_PATH
 
     async def open_sidecar(app: web.Application) -> None:
         app[_SIDECAR] = _Sidecar(sidecar, timeout)
@@ -575,18 +576,19 @@ def create_app(
 
     app.on_startup.append(open_sidecar)
     app.on_cleanup.append(close_sidecar)
-    app.router.add_get(f"{base}/instances", list_instances, allow_head=False)
-    app.router.add_delete(f"{base}/instances", purge_instances)
-    app.router.add_get(f"{base}/instances/{{instanceId}}", get_status, allow_head=False)
-    app.router.add_delete(f"{base}/instances/{{instanceId}}", purge_instance)
-    app.router.add_post(f"{base}/instances/{{instanceId}}/raiseEvent/{{eventName}}", raise_event)
-    app.router.add_post(f"{base}/instances/{{instanceId}}/terminate", terminate)
-    app.router.add_post(f"{base}/instances/{{instanceId}}/suspend", suspend)
-    app.router.add_post(f"{base}/instances/{{instanceId}}/resume", resume)
-    app.router.add_post(f"{base}/instances/{{instanceId}}/rewind", rewind)
-    app.router.add_post(f"{base}/instances/{{instanceId}}/restart", restart)
-    app.router.add_post(f"{base}/orchestrators/{{functionName}}", start_orchestration)
-    app.router.add_post(
-        f"{base}/orchestrators/{{functionName}}/{{instanceId}}", start_orchestration
-    )
+    for base in (WEBHOOK_PATH, LEGACY_WEBHOOK_PATH):
+        add = app.router
+        instance = f"{base}/instances/{{instanceId}}"
+        add.add_get(f"{base}/instances", list_instances, allow_head=False)
+        add.add_delete(f"{base}/instances", purge_instances)
+        add.add_get(instance, get_status, allow_head=False)
+        add.add_delete(instance, purge_instance)
+        add.add_post(f"{instance}/raiseEvent/{{eventName}}", raise_event)
+        add.add_post(f"{instance}/terminate", terminate)
+        add.add_post(f"{instance}/suspend", suspend)
+        add.add_post(f"{instance}/resume", resume)
+        add.add_post(f"{instance}/rewind", rewind)
+        add.add_post(f"{instance}/restart", restart)
+        add.add_post(f"{base}/orchestrators/{{functionName}}", start_orchestration)
+        add.add_post(f"{base}/orchestrators/{{functionName}}/{{instanceId}}", start_orchestration)
     return app
