@@ -1,0 +1,186 @@
+"""`python -m durable_helpers.local up | status | down` from a subprocess, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+
+from durable_helpers.local.azurite import free_ports
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "durable_helpers.local", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=PROJECT_ROOT,
+    )
+
+
+def _pids(data_dir: Path) -> list[int]:
+    state = json.loads((data_dir / "stack.json").read_text())
+    return [s["pid"] for s in state["services"].values() if s["owned"] and s["pid"]]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] == "Z")
+
+
+def _wait_dead(pids: list[int], timeout: float = 15) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.1)
+    return [p for p in pids if _alive(p)]
+
+
+def _has_local_task_hub() -> bool:
+    try:
+        from durable_helpers.local.serve import serve  # noqa: F401
+
+        from durable_helpers.local.sidecar import LocalTaskHub  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+BACKENDS = [
+    "memory",
+    pytest.param(
+        "taskhub",
+        marks=pytest.mark.skipif(
+            not _has_local_task_hub(), reason="durable_helpers.local.serve is not there yet"
+        ),
+    ),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_up_status_down(tmp_path, df, backend):
+    data_dir = tmp_path / "hub"
+    sidecar, startnew, http, *azurite = free_ports(6)
+    args = [
+        "--data-dir",
+        str(data_dir),
+        "--backend",
+        backend,
+        "--sidecar-port",
+        str(sidecar),
+        "--startnew-port",
+        str(startnew),
+        "--http-port",
+        str(http),
+        "--hub",
+        "CliHub",
+        "--azurite-ports",
+        ",".join(map(str, azurite)),
+        "--in-memory",
+        "--timeout",
+        "60",
+    ]
+    first = _cli("up", *args)
+    try:
+        assert first.returncode == 0, first.stderr + first.stdout
+        out = first.stdout
+        assert f"127.0.0.1:{sidecar}" in out and f"127.0.0.1:{startnew}" in out
+        assert f"http://127.0.0.1:{http}/runtime/webhooks/durabletask" in out
+        assert "'CliHub'" in out and "sidecar.log" in out
+        pids = _pids(data_dir)
+        assert len(pids) == (4 if backend == "taskhub" else 3)
+
+        again = _cli("up", *args)
+        assert again.returncode == 0, again.stderr
+        assert "already running" in again.stdout
+        assert _pids(data_dir) == pids
+
+        status = _cli("status", "--data-dir", str(data_dir))
+        assert status.returncode == 0
+        for name in ("sidecar", "gateway", "worker"):
+            assert str(data_dir / "logs" / f"{name}.log") in status.stdout
+        assert "running, pid" in status.stdout
+
+        # The prototype's client against the started stack, then its status URL over HTTP.
+        with grpc.insecure_channel(f"localhost:{startnew}") as channel:
+            reply = df.DurableTaskServiceStub(channel).StartNew(
+                df.NewDurableTaskRequest(functionName="HelloSequence"), timeout=20
+            )
+        assert "taskHub=CliHub" in reply.StatusQueryGetUri
+        deadline = time.monotonic() + 30
+        while (response := httpx.get(reply.StatusQueryGetUri, timeout=10)).status_code != 200:
+            assert time.monotonic() < deadline, response.text
+            time.sleep(0.2)
+        assert response.json()["output"] == ["Hello Tokyo!", "Hello Seattle!", "Hello London!"]
+    finally:
+        stopped = _cli("down", "--data-dir", str(data_dir))
+    assert stopped.returncode == 0, stopped.stderr
+    assert "stopped" in stopped.stdout
+    assert _wait_dead(pids) == []
+    assert not (data_dir / "stack.json").exists()
+    after = _cli("status", "--data-dir", str(data_dir))
+    assert after.returncode == 3
+    assert "not running" in after.stdout
+    assert "Nothing to stop" in _cli("down", "--data-dir", str(data_dir)).stdout
+
+
+@pytest.mark.slow
+def test_port_taken_is_a_clear_error_and_leaves_nothing_running(tmp_path):
+    data_dir = tmp_path / "hub"
+    sidecar, startnew, http = free_ports(3)
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", http))
+        blocker.listen()
+        started = time.monotonic()
+        result = _cli(
+            "up",
+            "--data-dir",
+            str(data_dir),
+            "--backend",
+            "memory",
+            "--sidecar-port",
+            str(sidecar),
+            "--startnew-port",
+            str(startnew),
+            "--http-port",
+            str(http),
+            timeout=60,
+        )
+        elapsed = time.monotonic() - started
+    assert result.returncode == 1
+    assert f"Port {http}" in result.stderr and "taken" in result.stderr
+    assert "--http-port" in result.stderr
+    assert elapsed < 30
+    assert not (data_dir / "stack.json").exists()
+    # The sidecar it had started is gone again.
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        assert probe.connect_ex(("127.0.0.1", sidecar)) != 0
+
+
+def test_bad_options_are_reported(tmp_path):
+    bad_hub = _cli("up", "--data-dir", str(tmp_path), "--hub", "no-dashes")
+    assert bad_hub.returncode == 2 and "Invalid task hub name" in bad_hub.stderr
+    bad_ports = _cli("up", "--data-dir", str(tmp_path), "--azurite-ports", "1,2")
+    assert bad_ports.returncode == 2 and "three ports" in bad_ports.stderr
+
+
+def test_samples_command_lists_the_table():
+    result = _cli("samples")
+    assert result.returncode == 0
+    assert "HelloSequence" in result.stdout and "ApprovalWorkflow" in result.stdout
