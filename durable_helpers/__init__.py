@@ -10,3 +10,6 @@ __version__ = "0.1.0"
 
 from .snapshot import Snapshot as Snapshot
 from .snapshot import load_snapshot as load_snapshot
+from .taskhub import HubNotFoundError as HubNotFoundError
+from .taskhub import InstanceNotFoundError as InstanceNotFoundError
+from .taskhub import TaskHub as TaskHub

@@ -125,6 +125,13 @@ def _nanoseconds(values: list[Any], origin: Any) -> np.ndarray:
     )
 
 
+def _string_array(values: np.ndarray) -> Any:
+    try:  # pandas >= 3: say the storage, or the array claims the default (pyarrow) storage
+        return pd.arrays.StringArray(values, dtype=_STRING_DTYPE)
+    except TypeError:  # pandas 2.x: no dtype argument; python storage is the default there
+        return pd.arrays.StringArray(values)
+
+
 def _objects(values: list[Any]) -> np.ndarray:
     array = np.empty(len(values), dtype=object)
     array[:] = values
@@ -140,7 +147,7 @@ def _masked(values: list[Any], dtype: Any) -> tuple[np.ndarray, np.ndarray]:
 def _column(values: list[Any], kind: str, index: pd.Index) -> Any:
     # Direct array constructors: several times faster than pd.array() on small frames.
     if kind == STRING:
-        return pd.arrays.StringArray(_objects([pd.NA if v is None else v for v in values]))
+        return _string_array(_objects([pd.NA if v is None else v for v in values]))
     if kind in ("Int32", "Int64"):
         return pd.arrays.IntegerArray(*_masked(values, np.int32 if kind == "Int32" else np.int64))
     if kind == "boolean":

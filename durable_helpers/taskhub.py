@@ -1,0 +1,508 @@
+"""TaskHub: one task hub's Instances, History and queues as DataFrames (read-only).
+
+Example:
+    >>> from durable_helpers import TaskHub
+    >>> hub = TaskHub("UseDevelopmentStorage=true", hub="DurableFunctionsHub")  # doctest: +SKIP
+    >>> hub.instances(status="Failed", created_from="2026-01-01")  # doctest: +SKIP
+    >>> hub.history("95c7f6639fe04bf0a919698255cecd33")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from itertools import islice
+from typing import Any, Literal
+
+import pandas as pd
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+)
+
+from durable_helpers import frames, schema
+from durable_helpers.storage import StorageAccount, StorageConfigurationError, mask_secrets
+
+log = logging.getLogger(__name__)
+
+#: Show a progress bar in :meth:`TaskHub.histories` from this many instances on.
+PROGRESS_THRESHOLD = 20
+_CONTROL_RE = re.compile(r"-control-(\d+)$")
+
+
+class HubNotFoundError(LookupError):
+    """The task hub's tables are not in the storage account; the message lists the hubs that are."""
+
+
+class InstanceNotFoundError(KeyError):
+    """No orchestration instance with this id in the task hub."""
+
+    def __str__(self) -> str:  # KeyError would show the message in quotes
+        return str(self.args[0]) if self.args else ""
+
+
+def _utc(value: Any) -> datetime:
+    stamp = pd.Timestamp(value)
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return stamp.to_pydatetime()
+
+
+def _as_list(value: str | Iterable[str]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+class TaskHub:
+    """Read one task hub (Azure Storage provider) into pandas DataFrames.
+
+    ``connection`` is a connection string, ``UseDevelopmentStorage=true``, or an account URL used
+    with ``credential`` (e.g. ``DefaultAzureCredential()``); None means the ``AzureWebJobsStorage``
+    environment variable, else the local Azurite. Nothing is read until a method is called.
+
+    Example:
+        >>> hub = TaskHub("UseDevelopmentStorage=true", hub="MyHub")
+        >>> hub.names.history_table
+        'MyHubHistory'
+    """
+
+    def __init__(
+        self,
+        connection: str | None = None,
+        hub: str = schema.DEFAULT_HUB,
+        *,
+        credential: Any = None,
+    ) -> None:
+        self.names = schema.hub_names(hub)
+        self.account = StorageAccount.from_connection(connection, credential=credential)
+        self._history = self.account.tables.get_table_client(self.names.history_table)
+        self._instances = self.account.tables.get_table_client(self.names.instances_table)
+        self._blobs = self.account.blobs.get_container_client(self.names.largemessages_container)
+
+    @property
+    def hub(self) -> str:
+        """The task hub name."""
+        return self.names.hub
+
+    def __repr__(self) -> str:
+        return f"TaskHub(hub={self.hub!r}, account={mask_secrets(str(self.account))!r})"
+
+    # ---------------------------------------------------------------------------- discovery
+
+    @classmethod
+    def hubs(cls, connection: str | None = None, *, credential: Any = None) -> list[str]:
+        """Names of the task hubs in a storage account (each ``{hub}History`` + ``{hub}Instances``).
+
+        Example:
+            >>> TaskHub.hubs("UseDevelopmentStorage=true")  # doctest: +SKIP
+            ['DurableFunctionsHub', 'TestHubName']
+        """
+        account = StorageAccount.from_connection(connection, credential=credential)
+        return _hubs_of(account)
+
+    def _missing_hub(self) -> HubNotFoundError:
+        try:
+            available = _hubs_of(self.account)
+        except Exception:  # listing may be forbidden (SAS scoped to tables): say what we know
+            available = None
+        if available:
+            known = "Task hubs in this account: " + ", ".join(available) + "."
+        elif available is None:
+            known = "Could not list the account's tables to suggest others."
+        else:
+            known = "This account has no task hubs ({hub}History + {hub}Instances tables) yet."
+        return HubNotFoundError(
+            f"No task hub {self.hub!r} in storage account {self.account}: table "
+            f"{self.names.history_table} or {self.names.instances_table} does not exist. "
+            f"{known} Pass hub='<name>' (Durable Functions' default is the app name, locally "
+            "'TestHubName'; DF 1.x used 'DurableFunctionsHub')."
+        )
+
+    def _call(self, operation: Any) -> Any:
+        """Run a storage call, turning SDK errors into errors that say what to do."""
+        try:
+            return operation()
+        except ResourceNotFoundError as error:
+            if "TableNotFound" in _error_code(error) + str(error):
+                raise self._missing_hub() from None
+            raise
+        except HttpResponseError as error:
+            if not isinstance(error, ClientAuthenticationError) and error.status_code != 403:
+                raise
+            raise StorageConfigurationError(
+                f"Storage account {self.account} rejected the request "
+                f"({_error_code(error) or error.status_code}: "
+                f"{mask_secrets(str(error).splitlines()[0])}). Check the AccountKey or SAS in the "
+                "connection string, or the credential's role (Storage Table Data Reader)."
+            ) from None
+        except ServiceRequestError as error:
+            raise StorageConfigurationError(
+                f"Cannot reach storage account {self.account}: {mask_secrets(str(error))}. "
+                "Check the endpoints in the connection string; for the local task hub run "
+                "'python -m durable_helpers.local up'."
+            ) from None
+
+    def _query(
+        self, table: Any, query_filter: str | None, *, page_size: int | None = None
+    ) -> list[Any]:
+        def run() -> list[Any]:
+            if query_filter:
+                pages = table.query_entities(query_filter, results_per_page=page_size)
+            else:
+                pages = table.list_entities(results_per_page=page_size)
+            return list(pages)  # the SDK follows continuation tokens while iterating
+
+        return self._call(run)
+
+    # ---------------------------------------------------------------------------- blobs
+
+    def _fetch_blob(self, name: str) -> bytes | None:
+        try:
+            return self._blobs.download_blob(name).readall()
+        except ResourceNotFoundError:
+            log.warning("large payload blob %s/%s is missing", self._blobs.container_name, name)
+            return None
+
+    def _inline(self, entity: Mapping[str, Any], container: str | None = None) -> Any:
+        if schema.has_large_payloads(entity, container):
+            return schema.inline_large_payloads(entity, self._fetch_blob, container=container)
+        return entity
+
+    # ---------------------------------------------------------------------------- instances
+
+    def instances(
+        self,
+        status: str | Iterable[str] | None = None,
+        name: str | Iterable[str] | None = None,
+        created_from: Any = None,
+        created_to: Any = None,
+        instance_id_prefix: str | None = None,
+        limit: int | None = None,
+        *,
+        include_entities: bool = False,
+        fetch_large_payloads: bool = True,
+    ) -> pd.DataFrame:
+        """The Instances table as a frame (docs/frames.md), filtered on the server.
+
+        ``status`` and ``name`` take one value or several; ``created_from`` (inclusive) and
+        ``created_to`` (inclusive) take datetimes or ISO strings (naive = UTC);
+        ``instance_id_prefix`` is a PartitionKey range; ``limit`` stops after that many rows.
+        Durable entities (ids starting with ``@``) are left out unless ``include_entities``.
+        Every value is escaped into the OData filter; continuation pages are followed.
+
+        Example:
+            >>> hub.instances(status=["Running", "Pending"], limit=100)  # doctest: +SKIP
+        """
+        conditions: list[str] = []
+        if status is not None:
+            statuses = _as_list(status)
+            unknown = [s for s in statuses if s not in schema.RUNTIME_STATUSES]
+            if unknown:
+                raise ValueError(
+                    f"Unknown runtime status {unknown}; use any of {list(schema.RUNTIME_STATUSES)}"
+                )
+            conditions.append(
+                " or ".join(f"RuntimeStatus eq {schema.odata_string(s)}" for s in statuses)
+            )
+        if name is not None:
+            conditions.append(
+                " or ".join(f"Name eq {schema.odata_string(n)}" for n in _as_list(name))
+            )
+        if created_from is not None:
+            conditions.append(f"CreatedTime ge {schema.odata_datetime(_utc(created_from))}")
+        if created_to is not None:
+            conditions.append(f"CreatedTime le {schema.odata_datetime(_utc(created_to))}")
+        if instance_id_prefix:
+            bounds = schema.prefix_range(instance_id_prefix)
+            if bounds is not None:
+                low, high = (schema.odata_string(b) for b in bounds)
+                conditions.append(f"PartitionKey ge {low} and PartitionKey lt {high}")
+        if not include_entities:
+            conditions.append("PartitionKey lt '@' or PartitionKey ge 'A'")
+        query_filter = " and ".join(f"({c})" for c in conditions)
+        page = min(limit, 1000) if limit else None
+        entities: Iterator[Any] = iter(self._query(self._instances, query_filter, page_size=page))
+        if instance_id_prefix:  # the range is exact for escaped keys; double-check on the id
+            entities = (
+                e for e in entities if schema.instance_id_of(e).startswith(instance_id_prefix)
+            )
+        if limit is not None:
+            entities = islice(entities, limit)
+        container = self.names.largemessages_container
+        rows = [self._inline(e, container) if fetch_large_payloads else e for e in entities]
+        return frames.instances_frame(rows)
+
+    def instance(self, instance_id: str) -> pd.Series:
+        """One instance's row of :meth:`instances` (raises InstanceNotFoundError).
+
+        Example:
+            >>> hub.instance("95c7f6639fe04bf0a919698255cecd33")["RuntimeStatus"]  # doctest: +SKIP
+            'Completed'
+        """
+        entity = self._instance_entity(instance_id)
+        if entity is None:
+            raise self._unknown_instance(instance_id)
+        container = self.names.largemessages_container
+        return frames.instances_frame([self._inline(entity, container)]).iloc[0]
+
+    def _instance_entity(self, instance_id: str) -> Any:
+        key = schema.escape_partition_key(instance_id)
+        try:
+            return self._call(lambda: self._instances.get_entity(key, schema.INSTANCE_ROW_KEY))
+        except ResourceNotFoundError:
+            return None
+
+    def _unknown_instance(self, instance_id: str) -> InstanceNotFoundError:
+        return InstanceNotFoundError(
+            f"No orchestration instance {instance_id!r} in task hub {self.hub!r} "
+            f"(no rows in {self.names.history_table} or {self.names.instances_table}). "
+            "Check the id (case matters), the hub name, and whether it was purged; "
+            "TaskHub.instances(instance_id_prefix=...) lists similar ids."
+        )
+
+    # ---------------------------------------------------------------------------- history
+
+    def _history_entities(self, instance_id: str, execution: str = "current") -> list[Any]:
+        """The History rows of one instance, selected for ``execution``, large payloads inlined."""
+        if not isinstance(instance_id, str) or not instance_id:
+            raise ValueError(f"an instance id is a non-empty string, not {instance_id!r}")
+        key = schema.odata_string(schema.escape_partition_key(instance_id))
+        query_filter = f"PartitionKey eq {key}"
+        if execution not in ("current", "all"):
+            query_filter += f" and ExecutionId eq {schema.odata_string(str(execution))}"
+        entities = self._query(self._history, query_filter)
+        if not entities:
+            if execution in ("current", "all") and self._instance_entity(instance_id) is None:
+                raise self._unknown_instance(instance_id)
+            return []
+        rows = select_execution(entities, execution)
+        return [self._inline(e) for e in rows]
+
+    def history(
+        self, instance_id: str, execution: Literal["current", "all"] | str = "current"
+    ) -> pd.DataFrame:
+        """One instance's history as a frame (docs/frames.md), in RowKey order.
+
+        ``execution`` is ``"current"`` (the execution in the sentinel row; stops at the first row
+        of another execution, i.e. leftovers after continue-as-new), ``"all"`` (every row still
+        in the table, older executions first) or an execution id. Large payloads are fetched from
+        their blobs and gunzipped; completions get Name, ScheduledTime and Duration.
+
+        Example:
+            >>> df = hub.history("95c7f6639fe04bf0a919698255cecd33")  # doctest: +SKIP
+            >>> df[df.EventType == "TaskCompleted"][["Name", "Duration"]]  # doctest: +SKIP
+        """
+        return frames.history_frame(self._history_entities(instance_id, execution))
+
+    def histories(
+        self,
+        ids: Iterable[str],
+        *,
+        execution: Literal["current", "all"] | str = "current",
+        max_workers: int = 8,
+        progress: bool | None = None,
+        missing: Literal["raise", "skip"] = "raise",
+    ) -> pd.DataFrame:
+        """Histories of many instances in one frame, read in parallel (``max_workers`` threads).
+
+        ``progress`` shows a tqdm bar (default: when there are 20 or more ids). Unknown ids raise
+        InstanceNotFoundError, or are skipped (with a log warning) when ``missing="skip"``.
+
+        Example:
+            >>> failed = hub.instances(status="Failed")  # doctest: +SKIP
+            >>> hub.histories(failed.InstanceId)  # doctest: +SKIP
+        """
+        if missing not in ("raise", "skip"):
+            raise ValueError("missing must be 'raise' or 'skip'")
+        unique = list(dict.fromkeys(ids))
+        show = progress if progress is not None else len(unique) >= PROGRESS_THRESHOLD
+
+        def read(instance_id: str) -> list[Any]:
+            try:
+                return self._history_entities(instance_id, execution)
+            except InstanceNotFoundError:
+                if missing == "raise":
+                    raise
+                log.warning("instance %r not found; skipped", instance_id)
+                return []
+
+        results: list[list[Any]] = []
+        with ThreadPoolExecutor(max_workers=max(1, int(max_workers))) as pool:
+            mapped = pool.map(read, unique)
+            if show:
+                from tqdm.auto import tqdm
+
+                mapped = tqdm(mapped, total=len(unique), desc=f"{self.hub} histories", unit="inst")
+            results.extend(mapped)
+        return frames.history_frame(e for rows in results for e in rows)
+
+    # ---------------------------------------------------------------------------- queues
+
+    def queues(self) -> pd.DataFrame:
+        """Control and work-item queues of the hub with their approximate depth.
+
+        Columns: Queue, Kind (``control``/``workitems``), Partition, ApproximateMessageCount,
+        OldestMessageTime (insertion time of the first visible message) and OldestMessageAge.
+
+        Example:
+            >>> hub.queues()[["Queue", "ApproximateMessageCount"]]  # doctest: +SKIP
+        """
+        prefix = f"{self.names.lower}-"
+        service = self.account.queues
+        names = self._call(lambda: [q.name for q in service.list_queues(name_starts_with=prefix)])
+        rows = []
+        now = pd.Timestamp.now(tz="UTC")
+        for queue in sorted(names):
+            control = _CONTROL_RE.search(queue)
+            if queue == self.names.workitems_queue:
+                kind, partition = "workitems", None
+            elif control and queue == self.names.control_queue(int(control.group(1))):
+                kind, partition = "control", int(control.group(1))
+            else:
+                continue
+            client = service.get_queue_client(queue)
+            props = self._call(client.get_queue_properties)
+            peeked = self._call(lambda c=client: list(c.peek_messages(max_messages=1)))
+            oldest = pd.Timestamp(peeked[0].inserted_on) if peeked else pd.NaT
+            if oldest is not pd.NaT and oldest.tzinfo is None:
+                oldest = oldest.tz_localize("UTC")
+            rows.append(
+                {
+                    "Queue": queue,
+                    "Kind": kind,
+                    "Partition": partition,
+                    "ApproximateMessageCount": props.approximate_message_count,
+                    "OldestMessageTime": oldest,
+                    "OldestMessageAge": now - oldest if oldest is not pd.NaT else pd.NaT,
+                }
+            )
+        frame = pd.DataFrame(
+            rows,
+            columns=[
+                "Queue",
+                "Kind",
+                "Partition",
+                "ApproximateMessageCount",
+                "OldestMessageTime",
+                "OldestMessageAge",
+            ],
+        )
+        return frame.astype(
+            {
+                "Queue": "string",
+                "Kind": "string",
+                "Partition": "Int32",
+                "ApproximateMessageCount": "Int64",
+                "OldestMessageTime": "datetime64[ns, UTC]",
+                "OldestMessageAge": "timedelta64[ns]",
+            }
+        )
+
+    # ---------------------------------------------------------------------------- snapshot
+
+    def snapshot(
+        self,
+        path: Any,
+        *,
+        instance_ids: Iterable[str] | None = None,
+        execution: Literal["current", "all"] | str = "current",
+        max_workers: int = 8,
+        **instance_filters: Any,
+    ) -> Any:
+        """Save instances (filtered like :meth:`instances`) and their histories for offline use.
+
+        Delegates the writing to ``durable_helpers.snapshot.save_snapshot``.
+
+        Example:
+            >>> hub.snapshot("failed.snapshot", status="Failed")  # doctest: +SKIP
+        """
+        from durable_helpers.snapshot import save_snapshot
+
+        instances = self.instances(**instance_filters)
+        if instance_ids is not None:
+            wanted = set(instance_ids)
+            instances = instances[instances["InstanceId"].isin(wanted)].reset_index(drop=True)
+        histories = self.histories(
+            instances["InstanceId"].tolist(),
+            execution=execution,
+            max_workers=max_workers,
+            missing="skip",
+        )
+        return save_snapshot(path, instances=instances, histories=histories)
+
+
+def select_execution(
+    entities: Iterable[Mapping[str, Any]], execution: str = "current"
+) -> list[Any]:
+    """Pick the History rows of one execution, as the provider reads them (sentinel dropped).
+
+    ``"current"``: the sentinel's ExecutionId (else the first row's); rows in RowKey order up to
+    the first row of another execution. ``"all"``: every row, older executions first, each in
+    RowKey order. Anything else: the rows of that execution id.
+
+    Example:
+        >>> rows = [{"RowKey": "0000000000000000", "ExecutionId": "new"},
+        ...         {"RowKey": "0000000000000001", "ExecutionId": "old"},
+        ...         {"RowKey": "sentinel", "ExecutionId": "new"}]
+        >>> [r["RowKey"] for r in select_execution(rows)]
+        ['0000000000000000']
+    """
+    sentinel = None
+    events = []
+    for entity in entities:
+        if schema.is_sentinel(entity):
+            sentinel = entity
+        else:
+            events.append(entity)
+    events.sort(key=lambda e: e.get("RowKey") or "")
+    if execution == "current":
+        current = (sentinel or (events[0] if events else {})).get("ExecutionId")
+        selected = []
+        for entity in events:
+            if entity.get("ExecutionId") != current:
+                break
+            selected.append(entity)
+        return selected
+    if execution == "all":
+        current = sentinel.get("ExecutionId") if sentinel else None
+        first_seen: dict[Any, Any] = {}
+        for entity in events:
+            stamp = schema.to_datetime(entity.get("_Timestamp"))
+            key = entity.get("ExecutionId")
+            if stamp is not None and (key not in first_seen or stamp < first_seen[key]):
+                first_seen[key] = stamp
+            first_seen.setdefault(key, None)
+        order = sorted(
+            first_seen,
+            key=lambda k: (k == current, first_seen[k] is None, first_seen[k] or 0),
+        )
+        rank = {k: i for i, k in enumerate(order)}
+        return sorted(events, key=lambda e: (rank[e.get("ExecutionId")], e.get("RowKey") or ""))
+    return [e for e in events if e.get("ExecutionId") == execution]
+
+
+def _error_code(error: Exception) -> str:
+    code = getattr(error, "error_code", None)
+    return str(getattr(code, "value", code) or "")
+
+
+def _hubs_of(account: StorageAccount) -> list[str]:
+    try:
+        tables = {t.name for t in account.tables.list_tables()}
+    except HttpResponseError as error:
+        raise StorageConfigurationError(
+            f"Cannot list the tables of {account}: {mask_secrets(str(error).splitlines()[0])}"
+        ) from None
+    found = []
+    for table in tables:
+        if table.endswith("History"):
+            hub = table[: -len("History")]
+            if f"{hub}Instances" in tables:
+                try:
+                    found.append(schema.validate_hub_name(hub))
+                except ValueError:
+                    continue
+    return sorted(found, key=str.lower)
