@@ -423,6 +423,14 @@ def wanted_services(config: StackConfig) -> list[str]:
 
 def _preflight(config: StackConfig, state: StackState) -> None:
     """Fail before starting anything when a port of a service still to start is taken."""
+    if config.backend == "taskhub" and "sidecar" not in state.services:
+        import importlib.util
+
+        if importlib.util.find_spec("durable_helpers.local.serve") is None:
+            raise StackError(
+                "The local task hub sidecar (durable_helpers.local.serve) is not installed in "
+                "this checkout yet. Use '--backend memory' for the SDK's in-memory backend."
+            )
     ports = {
         "sidecar": [(config.sidecar_port, "Durable Task sidecar", "--sidecar-port")],
         "gateway": [

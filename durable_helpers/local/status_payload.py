@@ -170,9 +170,9 @@ def status_payload(
     runtime_status = status_name(state.orchestrationStatus)
     output = parse_json(_sv(state, "output"))
     if runtime_status == "Failed" and output is None and state.HasField("failureDetails"):
-        output = (
-            f"Orchestrator function '{state.name}' failed: {failure_text(state.failureDetails)}"
-        )
+        output = f"Orchestrator function '{state.name}' failed: " + failure_text(
+            state.failureDetails
+        ).removeprefix(f"{state.instanceId}: ")
     payload: dict[str, Any] = {
         "name": state.name,
         "instanceId": state.instanceId,
