@@ -116,13 +116,24 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=schema.UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _NAT = np.iinfo(np.int64).min
 _ZERO = timedelta(0)
+_NS_LIMIT_US = 2**63 // 1000 - 1
+_IN_NS_RANGE = (
+    datetime(1678, 1, 1, tzinfo=schema.UTC),
+    datetime(2262, 1, 1, tzinfo=schema.UTC),
+)
 
 
 def _nanoseconds(values: list[Any], origin: Any) -> np.ndarray:
-    return np.array(
-        [_NAT if v is None else ((v - origin) // _MICROSECOND) * 1000 for v in values],
-        dtype=np.int64,
-    )
+    """int64 nanoseconds since ``origin``; NaT for None and for values datetime64[ns] cannot hold
+    (before 1677 or after 2262, e.g. .NET's DateTime.MaxValue)."""
+    out = []
+    for value in values:
+        if value is None:
+            out.append(_NAT)
+            continue
+        micros = (value - origin) // _MICROSECOND
+        out.append(micros * 1000 if -_NS_LIMIT_US < micros < _NS_LIMIT_US else _NAT)
+    return np.array(out, dtype=np.int64)
 
 
 def _string_array(values: np.ndarray) -> Any:
@@ -184,7 +195,9 @@ def _infer_kind(name: str, values: list[Any]) -> str:
     if kinds <= {int}:
         return "Int64"
     if all(issubclass(k, datetime) for k in kinds):
-        return DATETIME
+        stamps = [schema.to_utc(v) for v in values if v is not None]
+        in_range = all(_IN_NS_RANGE[0] <= v <= _IN_NS_RANGE[1] for v in stamps)
+        return DATETIME if in_range else OBJECT
     return OBJECT
 
 

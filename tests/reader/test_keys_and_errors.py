@@ -1,0 +1,136 @@
+"""Instance ids with key-hostile characters, OData injection, and errors that help."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from azure.core.pipeline.policies import RetryPolicy
+
+from durable_helpers import schema
+from durable_helpers.storage import AZURITE_KEY, StorageConfigurationError
+from durable_helpers.taskhub import HubNotFoundError, InstanceNotFoundError, TaskHub
+
+T = datetime(2026, 11, 26, 12, 0, tzinfo=schema.UTC)
+
+HOSTILE_IDS = [
+    "a/b",
+    "c\\d",
+    "e#f",
+    "g?h",
+    "i^j",
+    "k'l",
+    "^0",
+    "tab\tnew\nline",
+    "nul\x00end",
+    "del\x7fc1\x85",
+    "unicodé✓🎉",
+    "x' or PartitionKey ne 'x",
+]
+
+
+def write_instance_with_history(hub, iid: str, name: str = "Hello") -> None:
+    hub.write_history([
+        schema.history_entity(iid, "e", 0, "ExecutionStarted", event_id=-1, is_played=True,
+                              timestamp=T, Name=name, Input=schema.to_json(iid)),
+        schema.sentinel_entity(iid, "e", checkpoint_completed=T),
+    ])  # fmt: skip
+    hub.write_instance(schema.instance_entity(iid, Name=name, RuntimeStatus="Completed",
+                                              CreatedTime=T, ExecutionId="e"))  # fmt: skip
+
+
+def test_hostile_ids_round_trip_through_the_tables(hub):
+    for iid in HOSTILE_IDS:
+        write_instance_with_history(hub, iid)
+    th = hub.taskhub()
+    assert sorted(th.instances().InstanceId) == sorted(HOSTILE_IDS)
+    for iid in HOSTILE_IDS:
+        df = th.history(iid)
+        assert df.InstanceId.tolist() == [iid], iid
+        assert df.Input.tolist() == [iid]
+    both = th.histories(HOSTILE_IDS, max_workers=4)
+    assert both.InstanceId.tolist() == HOSTILE_IDS
+    assert th.instances(instance_id_prefix="a/").InstanceId.tolist() == ["a/b"]
+    assert th.instances(instance_id_prefix="^").InstanceId.tolist() == ["^0"]
+    assert th.instances(instance_id_prefix="k'").InstanceId.tolist() == ["k'l"]
+
+
+def test_odata_injection_is_impossible(hub):
+    write_instance_with_history(hub, "victim", name="Secret")
+    write_instance_with_history(hub, "x' or PartitionKey ne 'x", name="Hello")
+    th = hub.taskhub()
+    for evil in ["' or PartitionKey ne '", "victim' or '1' eq '1", "x') or (RowKey ne '"]:
+        with pytest.raises(InstanceNotFoundError):
+            th.history(evil)
+    # an id that *looks* like an injection is just an id
+    assert th.history("x' or PartitionKey ne 'x").InstanceId.unique().tolist() == [
+        "x' or PartitionKey ne 'x"
+    ]
+    assert th.instances(name="Hello' or Name ne '").empty
+    assert th.instances(name="Secret' or Name eq 'Hello").empty
+    assert th.instances(instance_id_prefix="' or PartitionKey ne '").empty
+    assert th.history("victim", execution="e' or ExecutionId ne 'e").empty
+    with pytest.raises(ValueError, match="Unknown runtime status"):
+        th.instances(status="Completed' or RuntimeStatus ne '")
+
+
+def test_unknown_instance_is_a_key_error_with_a_clear_message(hub):
+    th = hub.taskhub()
+    with pytest.raises(KeyError) as info:
+        th.history("does-not-exist")
+    assert isinstance(info.value, InstanceNotFoundError)
+    assert "does-not-exist" in str(info.value) and hub.names.hub in str(info.value)
+    with pytest.raises(InstanceNotFoundError):
+        th.instance("does-not-exist")
+    with pytest.raises(InstanceNotFoundError):
+        th.histories(["does-not-exist"])
+    assert th.histories(["does-not-exist"], missing="skip").empty
+
+
+def test_pending_instance_without_history_is_empty_not_missing(hub):
+    hub.write_instance(schema.instance_entity("pending", Name="X", RuntimeStatus="Pending"))
+    df = hub.taskhub().history("pending")
+    assert df.empty and "EventType" in df.columns
+
+
+def test_missing_hub_names_the_hubs_that_exist(hub, connection_string):
+    th = TaskHub(connection_string, hub="NoSuchHub")
+    with pytest.raises(LookupError) as info:
+        th.history("x")
+    assert isinstance(info.value, HubNotFoundError)
+    assert "NoSuchHub" in str(info.value) and hub.names.hub in str(info.value)
+    with pytest.raises(HubNotFoundError):
+        th.instances()
+    assert hub.names.hub in TaskHub.hubs(connection_string)
+
+
+def test_invalid_hub_name():
+    with pytest.raises(ValueError, match="letters and digits"):
+        TaskHub("UseDevelopmentStorage=true", hub="my-hub")
+
+
+def test_repr_and_errors_never_show_the_key(hub, connection_string):
+    th = hub.taskhub()
+    assert AZURITE_KEY not in repr(th) and "AccountKey" not in repr(th)
+    assert hub.names.hub in repr(th)
+    secret = "c2VjcmV0LWtleS1kby1ub3QtcHJpbnQ="
+    unreachable = (
+        f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={secret};"
+        "TableEndpoint=http://127.0.0.1:9/devstoreaccount1;"
+        "BlobEndpoint=http://127.0.0.1:9/devstoreaccount1;"
+        "QueueEndpoint=http://127.0.0.1:9/devstoreaccount1"
+    )
+    bad = TaskHub(unreachable, hub="H12")
+    assert secret not in repr(bad)
+    for policy in bad._history._client._client._pipeline._impl_policies:  # fail fast
+        if isinstance(policy, RetryPolicy):
+            policy.total_retries = policy.connect_retries = policy.read_retries = 0
+    with pytest.raises(StorageConfigurationError) as info:
+        bad.history("x")
+    assert secret not in str(info.value) and "Cannot reach" in str(info.value)
+    wrong_key = connection_string.replace(AZURITE_KEY, secret)
+    with pytest.raises(StorageConfigurationError) as info:
+        TaskHub(wrong_key, hub=hub.names.hub).history("x")
+    assert secret not in str(info.value)
+    with pytest.raises(StorageConfigurationError):
+        TaskHub("this is not a connection string", hub="H12")
