@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "status":
             state = stack.status(args.data_dir)
-            print(stack.describe(state))
+            print(stack.describe(state, probe=True))
             return 0 if stack.all_running(state) else 3
         return {"serve": _serve, "gateway": _gateway, "worker": _worker, "samples": _samples}[
             args.command

@@ -557,8 +557,28 @@ def all_running(state: StackState | None) -> bool:
     return True
 
 
-def describe(state: StackState | None, *, connect: bool = False) -> str:
+def answering(config: StackConfig, name: str) -> bool:
+    """True when service ``name`` of the stack answers on its endpoint (a quick probe).
+
+    Example:
+        >>> answering(StackConfig(sidecar_port=1), "sidecar")
+        False
+    """
+    if name == "azurite":
+        return Azurite(host=config.host, ports=config.azurite_ports).answering()
+    if name == "sidecar":
+        return sidecar_answers(f"{config.host}:{config.sidecar_port}", timeout=1.0)
+    if name == "gateway":
+        return http_answers(_http_check_url(config), timeout=3.0) and grpc_port_answers(
+            f"{config.host}:{config.startnew_port}", timeout=1.0
+        )
+    return (config.data_dir / "run" / "worker.ready").exists()
+
+
+def describe(state: StackState | None, *, connect: bool = False, probe: bool = False) -> str:
     """Human-readable lines: each service, its state, endpoint and log file.
+
+    ``probe=True`` also checks that each running service answers on its endpoint.
 
     Example:
         >>> describe(None)
@@ -592,6 +612,8 @@ def describe(state: StackState | None, *, connect: bool = False) -> str:
             condition = "running (not started by up)"
         elif service.running():
             condition = f"running, pid {service.pid}"
+            if probe and not answering(config, name):
+                condition += ", but NOT answering (see its log)"
         else:
             condition = f"STOPPED (pid {service.pid} is gone)"
         log = f"\n      log: {service.log}" if service else ""
