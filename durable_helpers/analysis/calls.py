@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
-from ._common import (
-    COMPLETION_KIND,
-    END_EVENTS,
-    HISTORY_DTYPES,
-    KINDS,
-    OUTCOMES,
-    SCHEDULED_KIND,
-    conform,
-    group_codes,
-    ints,
-    strings,
-)
+from ._common import KINDS, OUTCOMES, UTC_NS
 
 CALL_COLUMNS = [
     "InstanceId",
@@ -33,26 +24,6 @@ CALL_COLUMNS = [
     "FireAt",
     "TargetInstanceId",
     "Input",
-    "Result",
-    "FailureType",
-    "FailureMessage",
-    "FailureStackTrace",
-    "FailureDetails",
-]
-
-_NEEDED = [
-    "InstanceId",
-    "ExecutionId",
-    "EventType",
-    "EventId",
-    "Timestamp",
-    "Name",
-    "TaskScheduledId",
-    "TimerId",
-    "FireAt",
-    "TargetInstanceId",
-    "Input",
-    "InputRaw",
     "Result",
     "FailureType",
     "FailureMessage",
@@ -95,126 +66,206 @@ def calls(history: pd.DataFrame) -> pd.DataFrame:
         >>> c = calls(hub.history("abc"))                                  # doctest: +SKIP
         >>> c[c.Kind == "activity"][["Name", "Attempt", "Outcome", "Duration"]]  # doctest: +SKIP
     """
-    h = conform(history, HISTORY_DTYPES, _NEEDED)
-    et = h["EventType"].astype("string")
-    inst = strings(h["InstanceId"])
-    exe = strings(h["ExecutionId"])
-    pos = np.arange(len(h), dtype=np.int64)
+    rows_s, rows_c, kind_s, eid_s, exec_s, outcome = _pair(history)
+    has_c = rows_c >= 0
+    n_s = len(rows_s)
 
-    s_mask = et.isin(list(SCHEDULED_KIND)).to_numpy(dtype=bool)
-    c_mask = et.isin(list(COMPLETION_KIND)).to_numpy(dtype=bool)
-    et_obj = et.fillna("").to_numpy(dtype=object)
+    def from_s(col: str, dtype: str) -> Any:
+        return _take(history, col, rows_s, dtype)
 
-    # -- scheduled events
-    s_idx = np.flatnonzero(s_mask)
-    s_kind = pd.Series(et_obj[s_idx]).map(SCHEDULED_KIND).to_numpy(dtype=object)
-    s_eid = ints(h["EventId"])[s_idx]
+    def from_c(col: str, dtype: str) -> Any:
+        return _take(history, col, rows_c, dtype)
 
-    # -- completions, with the id of what they complete
-    c_idx = np.flatnonzero(c_mask)
-    c_et = pd.Series(et_obj[c_idx])
-    c_kind = c_et.map({e: v[0] for e, v in COMPLETION_KIND.items()}).to_numpy(dtype=object)
-    c_outcome = c_et.map({e: v[1] for e, v in COMPLETION_KIND.items()}).to_numpy(dtype=object)
-    ref_task = ints(h["TaskScheduledId"])[c_idx]
-    ref_timer = ints(h["TimerId"])[c_idx]
-    c_ref = np.where(c_kind == "timer", ref_timer, ref_task)
-
-    # One integer key per (instance, execution, kind, id) over both sides, then an as-of join:
-    # each completion takes the latest scheduled event with its key before it.
-    n_s = len(s_idx)
-    keys = group_codes(
-        np.concatenate([inst[s_idx], inst[c_idx]]),
-        np.concatenate([exe[s_idx], exe[c_idx]]),
-        np.concatenate([s_kind, c_kind]),
-        np.concatenate([s_eid, c_ref]),
-    )
-    left = pd.DataFrame({"_k": keys[n_s:], "_cpos": pos[c_idx], "_cout": c_outcome})
-    right = pd.DataFrame({"_k": keys[:n_s], "_spos": pos[s_idx]})
-    matched = pd.merge_asof(
-        left, right, left_on="_cpos", right_on="_spos", by="_k", direction="backward"
-    )
-    matched = matched.dropna(subset=["_spos"]).drop_duplicates("_spos", keep="first")
-    done_pos = np.full(len(h), -1, dtype=np.int64)
-    done_pos[matched["_spos"].to_numpy(dtype=np.int64)] = matched["_cpos"].to_numpy()
-    c_of_s = done_pos[s_idx]  # position of the completion of each scheduled event, or -1
-    has_c = c_of_s >= 0
-    cpos = np.where(has_c, c_of_s, 0)
-
-    # -- did the execution end (ExecutionCompleted or ContinueAsNew)?
-    exec_code = group_codes(inst, exe)
-    end_mask = et.isin(list(END_EVENTS)).to_numpy(dtype=bool)
-    ended_exec = np.bincount(exec_code[end_mask], minlength=exec_code.max(initial=-1) + 1) > 0
-    ended = ended_exec[exec_code[s_idx]]
-    outcome_of = {e: v[1] for e, v in COMPLETION_KIND.items()}
-    outcome_done = pd.Series(et_obj[cpos]).map(outcome_of).fillna("").to_numpy(dtype=object)
-    outcome = np.where(has_c, outcome_done, np.where(ended, "canceled", "pending"))
-
-    ts = h["Timestamp"]
-    sched_t = ts.iloc[s_idx].reset_index(drop=True)
-    comp_t = ts.iloc[cpos].reset_index(drop=True).where(pd.Series(has_c))
-
-    def from_c(col: str) -> pd.Series:
-        return h[col].iloc[cpos].reset_index(drop=True).where(pd.Series(has_c))
-
-    def from_s(col: str) -> pd.Series:
-        return h[col].iloc[s_idx].reset_index(drop=True)
-
+    sched_t = pd.Series(from_s("Timestamp", UTC_NS))
+    comp_t = pd.Series(from_c("Timestamp", UTC_NS))
     out = pd.DataFrame(
         {
-            "InstanceId": from_s("InstanceId").astype("string"),
-            "ExecutionId": from_s("ExecutionId").astype("string"),
-            "Kind": pd.Categorical(s_kind, dtype=KINDS),
-            "Name": from_s("Name").astype("string"),
-            "EventId": pd.array(from_s("EventId"), dtype="Int32"),
+            "InstanceId": from_s("InstanceId", "string"),
+            "ExecutionId": from_s("ExecutionId", "string"),
+            "Kind": pd.Categorical.from_codes(kind_s, dtype=KINDS),
+            "Name": from_s("Name", "string"),
+            "EventId": pd.arrays.IntegerArray(eid_s.astype(np.int32), eid_s == _NULL_INT),
             "Attempt": pd.array(np.ones(n_s, dtype=np.int32), dtype="Int32"),
             "Retried": np.zeros(n_s, dtype=bool),
-            "Outcome": pd.Categorical(outcome, dtype=OUTCOMES),
+            "Outcome": pd.Categorical.from_codes(outcome, dtype=OUTCOMES),
             "ScheduledTime": sched_t,
             "CompletedTime": comp_t,
             "Duration": comp_t - sched_t,
-            "FireAt": from_s("FireAt"),
-            "TargetInstanceId": from_s("TargetInstanceId").astype("string"),
-            "Input": from_s("Input").astype(object),
-            "Result": from_c("Result").astype(object),
-            "FailureType": from_c("FailureType").astype("string"),
-            "FailureMessage": from_c("FailureMessage").astype("string"),
-            "FailureStackTrace": from_c("FailureStackTrace").astype("string"),
-            "FailureDetails": from_c("FailureDetails").astype(object),
-        }
+            "FireAt": from_s("FireAt", UTC_NS),
+            "TargetInstanceId": from_s("TargetInstanceId", "string"),
+            "Input": from_s("Input", "object"),
+            "Result": from_c("Result", "object"),
+            "FailureType": from_c("FailureType", "string"),
+            "FailureMessage": from_c("FailureMessage", "string"),
+            "FailureStackTrace": from_c("FailureStackTrace", "string"),
+            "FailureDetails": from_c("FailureDetails", "object"),
+        },
+        copy=False,
     )
-    # Null out payloads of calls without a completion (``where`` left NaN in object columns).
-    for col in ("Result", "FailureDetails"):
-        out[col] = out[col].where(pd.Series(has_c), None)
 
-    if n_s:
+    failed = outcome == 1
+    if failed.any():
+        # Retry chains only exist where something failed: number attempts in those keys only.
+        # (first narrowed to executions with a failure, then to keys with a failure)
+        xk = exec_s * 3 + kind_s
+        sub = np.flatnonzero(np.isin(xk, np.unique(xk[failed])))
+        name = _factorize(history, "Name", rows_s[sub])
+        raw = _factorize(history, "InputRaw", rows_s[sub])
+        g = _combine(_combine(xk[sub], name), raw)
+        keep = np.isin(g, np.unique(g[failed[sub]]))
+        sub, g = sub[keep], g[keep]
         attempt, retried = _attempts(
-            inst[s_idx],
-            exe[s_idx],
-            s_kind,
-            strings(from_s("Name")),
-            strings(from_s("InputRaw"), fill="\x00"),
-            pos[s_idx],
-            cpos,
-            outcome == "failed",
+            g, rows_s[sub], np.where(has_c[sub], rows_c[sub], 0), failed[sub]
         )
-        out["Attempt"] = pd.array(attempt, dtype="Int32")
-        out["Retried"] = retried
+        att = np.ones(n_s, dtype=np.int64)
+        att[sub] = attempt
+        ret = np.zeros(n_s, dtype=bool)
+        ret[sub] = retried
+        out["Attempt"] = pd.array(att, dtype="Int32")
+        out["Retried"] = ret
     return out[CALL_COLUMNS]
 
 
+def _pair(history: pd.DataFrame) -> tuple[np.ndarray, ...]:
+    """Scheduled rows, their completion rows (-1: none), kind, EventId, execution, outcome code."""
+    n = len(history)
+    et = history["EventType"] if "EventType" in history else pd.Series([None] * n, dtype=object)
+    rel = np.flatnonzero(et.isin(_EVENTS).to_numpy(dtype=bool))  # only these rows matter
+    code = _event_codes(et.iloc[rel])
+    exec_code = _combine(
+        _factorize(history, "InstanceId", rel), _factorize(history, "ExecutionId", rel)
+    )
+
+    is_s = code < 3
+    is_c = (code >= 3) & (code < 8)
+    kind = _KIND_OF[np.maximum(code, 0)]  # 0 activity, 1 sub-orchestration, 2 timer
+    eid = _ints(history, "EventId", rel)
+    ref = np.where(
+        kind == 2, _ints(history, "TimerId", rel), _ints(history, "TaskScheduledId", rel)
+    )
+    done = _match(exec_code, kind, np.where(is_s, eid, ref), is_s, is_c)
+    del ref
+
+    s_rel = np.flatnonzero(is_s)
+    c_of_s = done[s_rel]
+    has_c = c_of_s >= 0
+    n_s = len(s_rel)
+
+    # Outcome: the completion's, else canceled when the execution ended, else pending.
+    ended_exec = np.zeros(exec_code.max(initial=-1) + 1, dtype=bool)
+    ended_exec[exec_code[code >= 8]] = True
+    c_code = code[np.where(has_c, c_of_s, 0)] if n_s else code[:0]
+    outcome = np.where(
+        has_c,
+        np.where((c_code == 4) | (c_code == 6), 1, 0),
+        np.where(ended_exec[exec_code[s_rel]], 3, 2),
+    )
+    rows_s = rel[s_rel]
+    rows_c = np.where(has_c, rel[np.where(has_c, c_of_s, 0)] if n_s else 0, -1)
+    return rows_s, rows_c, kind[s_rel], eid[s_rel], exec_code[s_rel], outcome
+
+
+def _match(
+    exec_code: np.ndarray, kind: np.ndarray, ident: np.ndarray, is_s: np.ndarray, is_c: np.ndarray
+) -> np.ndarray:
+    """For each row: the row of its completion if it is a matched scheduled event, else -1."""
+
+    # Pair completions with scheduled events: sort by (execution, kind, id) then position; the
+    # latest scheduled event before a completion in that order is its match, if the key agrees.
+    key = (exec_code * 3 + kind) * (1 << 32) + (ident + (1 << 31))
+    pair = np.flatnonzero(is_s | is_c)
+    order = pair[np.lexsort((pair, key[pair]))]  # rel index, sorted by key then position
+    marks = np.where(is_s[order], np.arange(len(order)), -1)
+    last_s = np.maximum.accumulate(marks) if len(order) else marks
+    ok = is_c[order] & (last_s >= 0)
+    ok[ok] &= key[order[last_s[ok]]] == key[order[ok]]
+    s_of_c = order[last_s[ok]]  # rel index of the scheduled event, per matched completion
+    c_rel = order[ok]
+    first = np.unique(s_of_c, return_index=True)[1] if len(s_of_c) else np.array([], dtype=int)
+    # (several completions for one scheduled event: keep the first in key order = earliest)
+    done = np.full(len(is_s), -1, dtype=np.int64)
+    done[s_of_c[first]] = c_rel[first]
+    return done
+
+
+_EVENTS = [
+    "TaskScheduled",
+    "SubOrchestrationInstanceCreated",
+    "TimerCreated",
+    "TaskCompleted",
+    "TaskFailed",
+    "SubOrchestrationInstanceCompleted",
+    "SubOrchestrationInstanceFailed",
+    "TimerFired",
+    "ExecutionCompleted",
+    "ContinueAsNew",
+]
+_KIND_OF = np.array([0, 1, 2, 0, 0, 1, 1, 2, 0, 0], dtype=np.int64)
+_NULL_INT = -(1 << 31)
+#: The string dtype used by durable_helpers.frames (python storage: cheap to build and take).
+_DTYPES = {"string": pd.StringDtype("python")}
+
+
+def _event_codes(event_type: pd.Series) -> np.ndarray:
+    """Index of each EventType in ``_EVENTS`` (-1 for other events), via a factorize."""
+    codes, uniques = pd.factorize(event_type.array)
+    lut = np.array([_EVENTS.index(u) if u in _EVENTS else -1 for u in uniques] + [-1])
+    return lut[np.asarray(codes)]  # code -1 (null) -> the trailing -1
+
+
+def _factorize(frame: pd.DataFrame, col: str, rows: np.ndarray) -> np.ndarray:
+    """Integer codes (nulls get their own code) of ``frame[col]`` at ``rows``."""
+    if col not in frame:
+        return np.zeros(len(rows), dtype=np.int64)
+    codes, _ = pd.factorize(frame[col].array.take(rows), use_na_sentinel=True)
+    return np.asarray(codes, dtype=np.int64) + 1
+
+
+def _combine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """One dense code per distinct (a, b) pair (both non-negative int64 codes)."""
+    if len(a) == 0:
+        return a.astype(np.int64)
+    return pd.factorize(a * (int(b.max()) + 1) + b)[0].astype(np.int64)
+
+
+def _ints(frame: pd.DataFrame, col: str, rows: np.ndarray) -> np.ndarray:
+    """int64 values of ``frame[col]`` at ``rows``; nulls (and a missing column) -> -2**31."""
+    if col not in frame:
+        return np.full(len(rows), _NULL_INT, dtype=np.int64)
+    values = frame[col].array.take(rows)
+    return np.asarray(pd.array(values, dtype="Int64").to_numpy(dtype=np.int64, na_value=_NULL_INT))
+
+
+def _take(frame: pd.DataFrame, col: str, rows: np.ndarray, dtype: str) -> Any:
+    """``frame[col]`` at ``rows`` (-1 -> null) as an array of ``dtype``; all null when missing."""
+    if col not in frame:
+        if dtype == "object":
+            return np.full(len(rows), None, dtype=object)
+        return pd.array(np.full(len(rows), None, dtype=object), dtype=_DTYPES.get(dtype, dtype))
+    arr = frame[col].array
+    if dtype == "object":
+        if not len(arr):
+            return np.full(len(rows), None, dtype=object)
+        values = np.asarray(arr.take(np.maximum(rows, 0)), dtype=object)
+        values[rows < 0] = None
+        return values
+    taken = pd.api.extensions.take(arr, rows, allow_fill=True)
+    if str(getattr(taken, "dtype", "")) != dtype:
+        taken = (
+            pd.array(taken).astype(dtype)
+            if dtype != UTC_NS
+            else pd.Series(taken)
+            .pipe(lambda s: s.dt.tz_localize("UTC") if s.dt.tz is None else s.dt.tz_convert("UTC"))
+            .array
+        )
+    return taken
+
+
 def _attempts(
-    inst: np.ndarray,
-    exe: np.ndarray,
-    kind: np.ndarray,
-    name: np.ndarray,
-    raw_input: np.ndarray,
-    spos: np.ndarray,
-    cpos: np.ndarray,
-    failed: np.ndarray,
+    g: np.ndarray, spos: np.ndarray, cpos: np.ndarray, failed: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Attempt numbers and retried flags for calls in history order (see `calls`)."""
+    """Attempt numbers and retried flags for calls of retry keys ``g`` (see `calls`)."""
     n = len(spos)
-    g = group_codes(inst, exe, kind, name, raw_input)
     call_no = np.arange(n)
 
     # Events: each call's schedule (type 1) and each failure (type 0), in history order per key.
@@ -232,8 +283,7 @@ def _attempts(
     # R_i (failures taken up by calls 0..i of a key) = min(R_{i-1} + 1, F_i), unrolled:
     # R_i = i + min(1, min_{j<=i}(F_j - j)).
     i = sch.groupby("g", sort=False).cumcount().to_numpy()
-    d = sch["F"].to_numpy() - i
-    sch["cm"] = d
+    sch["cm"] = sch["F"].to_numpy() - i
     cm = sch.groupby("g", sort=False)["cm"].cummin().to_numpy()
     r = i + np.minimum(cm, 1)
     prev_r = np.where(i == 0, 0, np.roll(r, 1))

@@ -47,43 +47,71 @@ def latency(
         >>> latency(c, by=["Name", "Attempt"])                           # doctest: +SKIP
     """
     keys = [by] if isinstance(by, str) else list(by)
-    c = calls
-    if kinds is not None and "Kind" in c:
-        c = c[c["Kind"].astype("string").isin(list(kinds)).to_numpy(dtype=bool)]
-    outcome = c["Outcome"].astype("string")
+    c = calls[list(dict.fromkeys([*keys, "Outcome", "Duration"]))]
+    if kinds is not None and "Kind" in calls:
+        c = c[calls["Kind"].isin(list(kinds)).to_numpy(dtype=bool)]
+    outcome = c["Outcome"]
+    ok = (outcome == "completed").to_numpy(dtype=bool)
+    bad = (outcome == "failed").to_numpy(dtype=bool)
     secs = c["Duration"].dt.total_seconds().to_numpy(dtype=float, na_value=np.nan)
-    work = pd.DataFrame(
+
+    # Group codes (sorted groups; nulls are a group of their own) and the group index.
+    if len(keys) == 1:
+        codes, index = pd.Index(c[keys[0]]).factorize(sort=True, use_na_sentinel=False)
+        index = pd.Index(index, name=keys[0])
+    else:
+        codes, index = pd.MultiIndex.from_frame(c[keys]).factorize(sort=True, use_na_sentinel=False)
+        index = index.set_names(keys)
+    k = len(index)
+    codes = np.asarray(codes, dtype=np.int64)
+    count = np.bincount(codes, minlength=k)
+    completed = np.bincount(codes, weights=ok, minlength=k).astype(np.int64)
+    failed = np.bincount(codes, weights=bad, minlength=k).astype(np.int64)
+
+    # Quantiles by sorting durations within groups (linear interpolation, as numpy/pandas).
+    has = ~np.isnan(secs)
+    gc, gv = codes[has], secs[has]
+    order = np.lexsort((gv, gc))
+    gv = gv[order]
+    n_has = np.bincount(gc, minlength=k)
+    start = np.concatenate([[0], np.cumsum(n_has)[:-1]]) if k else n_has
+    total = np.bincount(gc, weights=gv, minlength=k)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = total / n_has
+
+    def quantile(q: float) -> np.ndarray:
+        out = np.full(k, np.nan)
+        m = n_has > 0
+        pos = start[m] + q * (n_has[m] - 1)
+        lo = np.floor(pos).astype(np.int64)
+        hi = np.minimum(lo + 1, start[m] + n_has[m] - 1)
+        frac = pos - lo
+        out[m] = gv[lo] + (gv[hi] - gv[lo]) * frac
+        return out
+
+    def seconds(values: np.ndarray) -> pd.Series:
+        return pd.Series(pd.to_timedelta(values, unit="s"), index=index)
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate = failed / (completed + failed)
+    out = pd.DataFrame(
         {
-            **{k: c[k].to_numpy() for k in keys},
-            "_s": secs,
-            "_ok": (outcome == "completed").to_numpy(dtype=bool),
-            "_bad": (outcome == "failed").to_numpy(dtype=bool),
-        }
+            "Count": pd.Series(count, index=index, dtype="int64"),
+            "Completed": completed,
+            "Failed": failed,
+            "Pending": count - completed - failed,
+            "FailureRate": rate.astype(float),
+            "Mean": seconds(mean),
+            "P50": seconds(quantile(0.5)),
+            "P95": seconds(quantile(0.95)),
+            "P99": seconds(quantile(0.99)),
+            "Max": seconds(quantile(1.0)),
+        },
+        index=index,
     )
-    for k in keys:  # keep the dtype of the key columns (category, string)
-        work[k] = (
-            c[k].to_numpy()
-            if not isinstance(c[k].dtype, pd.CategoricalDtype)
-            else pd.Categorical(c[k].astype("string"))
-        )
-    g = work.groupby(keys, sort=True, dropna=False, observed=True)
-    out = g.agg(
-        Count=("_s", "size"),
-        Completed=("_ok", "sum"),
-        Failed=("_bad", "sum"),
-        Mean=("_s", "mean"),
-        Max=("_s", "max"),
+    return out[LATENCY_COLUMNS].sort_values(
+        "P95", ascending=False, na_position="last", kind="stable"
     )
-    q = g["_s"].quantile([0.5, 0.95, 0.99]).unstack()
-    out["P50"], out["P95"], out["P99"] = q[0.5], q[0.95], q[0.99]
-    out["Pending"] = out["Count"] - out["Completed"] - out["Failed"]
-    finished = (out["Completed"] + out["Failed"]).replace(0, np.nan)
-    out["FailureRate"] = (out["Failed"] / finished).astype(float)
-    for col in ("Mean", "P50", "P95", "P99", "Max"):
-        out[col] = pd.to_timedelta(out[col], unit="s")
-    for col in ("Count", "Completed", "Failed", "Pending"):
-        out[col] = out[col].astype("int64")
-    return out[LATENCY_COLUMNS].sort_values("P95", ascending=False, na_position="last")
 
 
 def status_over_time(
