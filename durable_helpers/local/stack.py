@@ -446,6 +446,30 @@ def _preflight(config: StackConfig, state: StackState) -> None:
             _check_port(config, port, what, option)
 
 
+@contextlib.contextmanager
+def _locked(data_dir: Path, timeout: float = 120.0) -> Any:
+    """Hold ``<data_dir>/stack.lock`` so two ``up``/``down`` runs do not interleave."""
+    import fcntl
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with open(data_dir / "stack.lock", "a") as handle:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise StackError(
+                        f"Another 'up' or 'down' is running on {data_dir}; try again later."
+                    ) from None
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def up(config: StackConfig) -> StackState:
     """Start every service that is not running yet; idempotent. Raises :class:`StackError`.
 
@@ -461,6 +485,11 @@ def up(config: StackConfig) -> StackState:
     if config.backend not in BACKENDS:
         raise StackError(f"Unknown backend {config.backend!r}; use one of {BACKENDS}.")
     config.data_dir = Path(config.data_dir).resolve()
+    with _locked(config.data_dir):
+        return _up(config)
+
+
+def _up(config: StackConfig) -> StackState:
     previous = StackState.load(config.data_dir)
     state = StackState(config)
     if previous is not None:
@@ -510,7 +539,14 @@ def down(data_dir: Path = DEFAULT_DATA_DIR) -> list[str]:
         >>> down(Path("/tmp/no-stack-here"))
         ['Nothing to stop: no stack was started from /tmp/no-stack-here.']
     """
-    state = StackState.load(Path(data_dir))
+    if StackState.load(Path(data_dir)) is None:
+        return [f"Nothing to stop: no stack was started from {data_dir}."]
+    with _locked(Path(data_dir)):
+        return _down(Path(data_dir))
+
+
+def _down(data_dir: Path) -> list[str]:
+    state = StackState.load(data_dir)
     if state is None:
         return [f"Nothing to stop: no stack was started from {data_dir}."]
     lines = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -53,7 +54,6 @@ def _wait_dead(pids: list[int], timeout: float = 15) -> list[int]:
 def _has_local_task_hub() -> bool:
     try:
         from durable_helpers.local.serve import serve  # noqa: F401
-
         from durable_helpers.local.sidecar import LocalTaskHub  # noqa: F401
     except ImportError:
         return False
@@ -115,6 +115,20 @@ def test_up_status_down(tmp_path, df, backend):
         for name in ("sidecar", "gateway", "worker"):
             assert str(data_dir / "logs" / f"{name}.log") in status.stdout
         assert "running, pid" in status.stdout
+
+        # A crashed worker: status says so, and the next 'up' restarts only that one.
+        state = json.loads((data_dir / "stack.json").read_text())
+        worker_pid = state["services"]["worker"]["pid"]
+        os.kill(worker_pid, signal.SIGKILL)
+        assert _wait_dead([worker_pid]) == []
+        crashed = _cli("status", "--data-dir", str(data_dir))
+        assert crashed.returncode == 3 and "STOPPED" in crashed.stdout
+        repaired = _cli("up", *args)
+        assert repaired.returncode == 0, repaired.stderr
+        new_pids = _pids(data_dir)
+        assert worker_pid not in new_pids
+        assert set(pids) - {worker_pid} <= set(new_pids)
+        pids = new_pids
 
         # The prototype's client against the started stack, then its status URL over HTTP.
         with grpc.insecure_channel(f"localhost:{startnew}") as channel:
