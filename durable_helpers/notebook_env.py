@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
@@ -227,3 +228,59 @@ def wait_for(
         if elapsed >= timeout:
             raise TimeoutError(f"Gave up waiting for {what} after {timeout:.0f} s.")
         time.sleep(interval)
+
+
+def follow_status(
+    status_url: str,
+    *,
+    timeout: float = 60.0,
+    interval: float = 0.5,
+    show: Callable[[str], Any] | None = print,
+) -> dict[str, Any]:
+    """GET a ``statusQueryGetUri`` until it answers 200 (finished); return the status body.
+
+    Durable Functions answers 202 while the instance runs and 200 once it has finished. Each
+    answer is shown as one line (``show=None`` to stay quiet). Raises ``TimeoutError`` after
+    ``timeout`` seconds and ``RuntimeError`` on any other HTTP status.
+
+    Example:
+        >>> follow_status(payload["StatusQueryGetUri"], timeout=30)  # doctest: +SKIP
+        HTTP 202  runtimeStatus=Running
+        HTTP 200  runtimeStatus=Completed
+    """
+    import httpx
+
+    last: list[str] = []
+
+    def check() -> dict[str, Any] | None:
+        answer = httpx.get(status_url, timeout=10)
+        if answer.status_code not in (200, 202):
+            raise RuntimeError(f"HTTP {answer.status_code} from the status URL: {answer.text}")
+        body = answer.json()
+        line = f"HTTP {answer.status_code}  runtimeStatus={body.get('runtimeStatus')}"
+        if show is not None and (not last or line != last[-1]):
+            show(line)
+        last.append(line)
+        return body if answer.status_code == 200 else None
+
+    return wait_for(check, timeout=timeout, interval=interval, what=f"{status_url} to answer 200")
+
+
+def sdk_logger(name: str = "durabletask-notebook", level: int | str = "ERROR") -> Any:
+    """A logger for the durabletask SDK's client and worker that only shows real problems.
+
+    The SDK logs every work item at INFO, which buries a notebook's output; pass this as
+    ``logger=`` to ``TaskHubGrpcClient`` / ``TaskHubGrpcWorker``.
+
+    Example:
+        >>> sdk_logger().level == logging.ERROR
+        True
+    """
+    logger = logging.getLogger(name)
+    logger.setLevel(level)
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+    logger.propagate = False
+    return logger

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from nbharness import NOTEBOOK_TIMEOUT, NOTEBOOKS, TOTAL_BUDGET, LocalStack, execute_notebook
+
+from durable_helpers.storage import AZURITE_KEY
 
 
 @pytest.mark.slow
@@ -22,6 +25,8 @@ def test_notebook_runs(
     notebook_timings[path.stem] = result.seconds
     slow = [(i, round(s)) for i, s in enumerate(result.cell_seconds) if s > 60]
     assert not slow, f"cells over a minute (index, seconds): {slow}"
+    outputs = json.dumps([cell.get("outputs", []) for cell in result.notebook.cells])
+    assert AZURITE_KEY not in outputs and "AccountKey=" not in outputs, "a secret was printed"
 
 
 @pytest.mark.slow
