@@ -40,7 +40,7 @@ CHROMIUM_ARGS = [
 JUPYTER = Path(sys.executable).with_name("jupyter")
 QUICKSTART = NOTEBOOKS_DIR / "01_quickstart.ipynb"
 #: What the rendered last output of 01_quickstart must show.
-EXPECTED_LAST_OUTPUT = re.compile(r"Completed")
+EXPECTED_LAST_OUTPUT = re.compile(r"HelloSequence \w+: Completed\s+output: .*Hello London!")
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
