@@ -8,6 +8,7 @@ Example:
 
 __version__ = "0.1.0"
 
+from .grpc_taskhub import GrpcTaskHub as GrpcTaskHub
 from .snapshot import Snapshot as Snapshot
 from .snapshot import load_snapshot as load_snapshot
 from .taskhub import HubNotFoundError as HubNotFoundError

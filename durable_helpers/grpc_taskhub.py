@@ -1,0 +1,421 @@
+"""GrpcTaskHub: instances and histories over the Durable Task gRPC protocol, as DataFrames.
+
+A second source with the same frame shape as :class:`durable_helpers.TaskHub` (docs/frames.md),
+for any backend that speaks the protocol (the local task hub, a Durable Task sidecar, the
+Durable Task Scheduler emulator, durabletask's in-memory test backend). The protocol messages are
+turned into table-shaped rows (the column names and encodings the Azure Storage provider writes,
+via :mod:`durable_helpers.protocol_rows`) and built into frames by the same builders the table
+reader uses (:mod:`durable_helpers.frames`), so every analysis works on either source.
+
+What the protocol does not carry stays null: ``TableTimestamp`` (no table), ``Generation`` and
+``TaskHubName`` (unless ``hub_name`` is given). ``IsPlayed`` is inferred the way the Azure
+Storage provider writes it (inbound events True; OrchestratorStarted/Completed and the
+orchestrator's own actions False). ``Sequence``/``RowKey`` count per execution from 0, and
+every row's ``ExecutionId`` is that of the ExecutionStarted it follows. An unset event
+timestamp (some backends leave it empty on the events the worker sends) is null, not 1970.
+
+Example:
+    >>> from durable_helpers import GrpcTaskHub
+    >>> with GrpcTaskHub("localhost:4001") as hub:                      # doctest: +SKIP
+    ...     failed = hub.instances(status="Failed")
+    ...     history = hub.histories(failed.InstanceId)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+import durabletask.internal.orchestrator_service_pb2 as pb
+import durabletask.internal.orchestrator_service_pb2_grpc as stubs
+import grpc
+import pandas as pd
+from google.protobuf import timestamp_pb2
+
+from durable_helpers import frames, schema
+from durable_helpers.protocol_rows import STATUS_FROM_NAME, STATUS_NAMES, event_to_columns
+
+log = logging.getLogger(__name__)
+UTC = timezone.utc  # noqa: UP017
+
+__all__ = ["GrpcTaskHub", "events_to_rows", "state_to_row"]
+
+#: Events the orchestrator writes itself (IsPlayed False), besides the episode markers.
+_NOT_PLAYED = frozenset(
+    {
+        "OrchestratorStarted",
+        "OrchestratorCompleted",
+        "TaskScheduled",
+        "SubOrchestrationInstanceCreated",
+        "TimerCreated",
+        "EventSent",
+        "ExecutionCompleted",
+        "ContinueAsNew",
+    }
+)
+_TERMINAL = frozenset({"Completed", "Failed", "Terminated", "Canceled"})
+
+
+class GrpcTaskHub:
+    """Read instances and histories from a Durable Task sidecar into pandas DataFrames.
+
+    ``address`` is ``host:port`` of the gRPC TaskHubSidecarService. Every call has a deadline of
+    ``timeout`` seconds (a history stream: for the whole stream). ``secure=True`` uses TLS with
+    the system roots (or ``credentials``); ``metadata`` is sent with every call (e.g.
+    ``[("taskhub", "MyHub")]`` for the Durable Task Scheduler). ``hub_name`` fills the
+    ``TaskHubName`` column. The channel opens on first use; ``close()`` or ``with`` ends it.
+
+    Example:
+        >>> hub = GrpcTaskHub("localhost:4001", timeout=10)             # doctest: +SKIP
+        >>> hub.instances(status=["Running", "Pending"], limit=100)     # doctest: +SKIP
+        >>> hub.history("abc")                                          # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        address: str = "localhost:4001",
+        *,
+        timeout: float = 30.0,
+        secure: bool = False,
+        credentials: grpc.ChannelCredentials | None = None,
+        metadata: Iterable[tuple[str, str]] | None = None,
+        hub_name: str | None = None,
+    ) -> None:
+        if not isinstance(address, str) or ":" not in address:
+            raise ValueError(
+                f"address must be 'host:port' (e.g. 'localhost:4001'), not {address!r}"
+            )
+        self.address = address
+        self.timeout = float(timeout)
+        self.hub_name = hub_name
+        self._secure = secure or credentials is not None
+        self._credentials = credentials
+        self._metadata = list(metadata or [])
+        self._channel: grpc.Channel | None = None
+        self._stub: stubs.TaskHubSidecarServiceStub | None = None
+
+    def __repr__(self) -> str:
+        return f"GrpcTaskHub({self.address!r}, timeout={self.timeout:g})"
+
+    # ------------------------------------------------------------------------ channel
+
+    @property
+    def stub(self) -> stubs.TaskHubSidecarServiceStub:
+        """The TaskHubSidecarService stub (opens the channel on first use)."""
+        if self._stub is None:
+            options = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+            if self._secure:
+                creds = self._credentials or grpc.ssl_channel_credentials()
+                self._channel = grpc.secure_channel(self.address, creds, options=options)
+            else:
+                self._channel = grpc.insecure_channel(self.address, options=options)
+            self._stub = stubs.TaskHubSidecarServiceStub(self._channel)
+        return self._stub
+
+    def close(self) -> None:
+        """Close the channel (a later call opens a new one)."""
+        if self._channel is not None:
+            self._channel.close()
+        self._channel = None
+        self._stub = None
+
+    def __enter__(self) -> GrpcTaskHub:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, rpc: str, request: Any) -> Any:
+        try:
+            return getattr(self.stub, rpc)(
+                request, timeout=self.timeout, metadata=self._metadata or None
+            )
+        except grpc.RpcError as error:
+            raise self._error(rpc, error, getattr(request, "instanceId", None)) from None
+
+    def _error(self, rpc: str, error: grpc.RpcError, instance_id: str | None = None) -> Exception:
+        from durable_helpers.taskhub import InstanceNotFoundError
+
+        code = error.code() if hasattr(error, "code") else None
+        detail = error.details() if hasattr(error, "details") else str(error)
+        if code == grpc.StatusCode.NOT_FOUND and instance_id is not None:
+            return InstanceNotFoundError(
+                f"No orchestration instance {instance_id!r} at {self.address} ({detail}). "
+                "Check the id (case matters) and whether it was purged; "
+                "GrpcTaskHub.instances(instance_id_prefix=...) lists similar ids."
+            )
+        if code == grpc.StatusCode.UNAVAILABLE:
+            return ConnectionError(
+                f"No Durable Task sidecar answers at {self.address} ({detail}). Start one "
+                "(python -m durable_helpers.local up) or pass the right address."
+            )
+        if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            return TimeoutError(
+                f"{rpc} at {self.address} took longer than {self.timeout:g} s; "
+                "pass a larger timeout= or ask for less (limit=, fewer ids)."
+            )
+        if code == grpc.StatusCode.UNIMPLEMENTED:
+            return NotImplementedError(f"The sidecar at {self.address} does not implement {rpc}.")
+        return RuntimeError(f"{rpc} at {self.address} failed: {code}: {detail}")
+
+    # ------------------------------------------------------------------------ instances
+
+    def instances(
+        self,
+        status: str | Iterable[str] | None = None,
+        name: str | Iterable[str] | None = None,
+        created_from: Any = None,
+        created_to: Any = None,
+        instance_id_prefix: str | None = None,
+        limit: int | None = None,
+        *,
+        fetch_inputs_and_outputs: bool = True,
+        page_size: int = 1000,
+    ) -> pd.DataFrame:
+        """Instances as a frame (docs/frames.md) through QueryInstances, following every page.
+
+        Status, created-time range and id prefix are filtered by the sidecar; ``name`` is
+        filtered here (the protocol has no name filter); ``limit`` stops after that many rows.
+
+        Example:
+            >>> hub.instances(status="Failed", created_from="2026-01-01")  # doctest: +SKIP
+        """
+        query = pb.InstanceQuery(fetchInputsAndOutputs=fetch_inputs_and_outputs)
+        for s in [status] if isinstance(status, str) else list(status or []):
+            if s not in STATUS_FROM_NAME:
+                raise ValueError(
+                    f"Unknown runtime status {s!r}; use any of {list(STATUS_FROM_NAME)}"
+                )
+            query.runtimeStatus.append(STATUS_FROM_NAME[s])
+        if created_from is not None:
+            query.createdTimeFrom.CopyFrom(_timestamp(created_from))
+        if created_to is not None:
+            query.createdTimeTo.CopyFrom(_timestamp(created_to))
+        if instance_id_prefix:
+            query.instanceIdPrefix.value = instance_id_prefix
+        names = None if name is None else set([name] if isinstance(name, str) else name)
+        rows: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            query.maxInstanceCount = max(1, min(page_size, limit or page_size))
+            if token:
+                query.continuationToken.value = token
+            response = self._call("QueryInstances", pb.QueryInstancesRequest(query=query))
+            for state in response.orchestrationState:
+                if names is None or state.name in names:
+                    rows.append(state_to_row(state, hub_name=self.hub_name))
+            if limit is not None and len(rows) >= limit:
+                rows = rows[:limit]
+                break
+            new = response.continuationToken.value if response.HasField("continuationToken") else ""
+            if not new or new == "0" or new == token:  # the SDK's paging rule
+                break
+            token = new
+        return frames.instances_frame(rows)
+
+    def instance(self, instance_id: str) -> pd.Series:
+        """One instance's row of :meth:`instances`, through GetInstance.
+
+        Example:
+            >>> hub.instance("abc")["RuntimeStatus"]                    # doctest: +SKIP
+            'Completed'
+        """
+        from durable_helpers.taskhub import InstanceNotFoundError
+
+        response = self._call(
+            "GetInstance", pb.GetInstanceRequest(instanceId=instance_id, getInputsAndOutputs=True)
+        )
+        if not response.exists:
+            raise InstanceNotFoundError(
+                f"No orchestration instance {instance_id!r} at {self.address}."
+            )
+        return frames.instances_frame(
+            [state_to_row(response.orchestrationState, self.hub_name)]
+        ).iloc[0]
+
+    # ------------------------------------------------------------------------ history
+
+    def _events(self, instance_id: str, execution_id: str | None = None) -> list[pb.HistoryEvent]:
+        if not isinstance(instance_id, str) or not instance_id:
+            raise ValueError(f"an instance id is a non-empty string, not {instance_id!r}")
+        request = pb.StreamInstanceHistoryRequest(instanceId=instance_id)
+        if execution_id:
+            request.executionId.value = execution_id
+        events: list[pb.HistoryEvent] = []
+        try:
+            stream = self.stub.StreamInstanceHistory(
+                request, timeout=self.timeout, metadata=self._metadata or None
+            )
+            for chunk in stream:
+                events.extend(chunk.events)
+        except grpc.RpcError as error:
+            raise self._error("StreamInstanceHistory", error, instance_id) from None
+        return events
+
+    def history(
+        self, instance_id: str, execution: Literal["current", "all"] | str = "current"
+    ) -> pd.DataFrame:
+        """One instance's history as a frame (docs/frames.md), through StreamInstanceHistory.
+
+        ``execution``: ``"current"`` (the last execution the stream holds), ``"all"`` (every
+        execution the sidecar returns) or an execution id.
+
+        Example:
+            >>> hub.history("abc")[["EventType", "Name", "Timestamp"]]     # doctest: +SKIP
+        """
+        wanted = None if execution in ("current", "all") else str(execution)
+        rows = events_to_rows(instance_id, self._events(instance_id, wanted))
+        return frames.history_frame(_select(rows, execution))
+
+    def histories(
+        self,
+        ids: Iterable[str],
+        *,
+        execution: Literal["current", "all"] | str = "current",
+        max_workers: int = 8,
+        missing: Literal["raise", "skip"] = "raise",
+    ) -> pd.DataFrame:
+        """Histories of many instances in one frame (``max_workers`` streams in parallel).
+
+        Unknown ids raise InstanceNotFoundError, or are skipped (logged) with ``missing="skip"``.
+
+        Example:
+            >>> hub.histories(hub.instances(status="Failed").InstanceId)  # doctest: +SKIP
+        """
+        from durable_helpers.taskhub import InstanceNotFoundError
+
+        if missing not in ("raise", "skip"):
+            raise ValueError("missing must be 'raise' or 'skip'")
+        wanted = None if execution in ("current", "all") else str(execution)
+
+        def read(instance_id: str) -> list[dict[str, Any]]:
+            try:
+                rows = events_to_rows(instance_id, self._events(instance_id, wanted))
+            except InstanceNotFoundError:
+                if missing == "raise":
+                    raise
+                log.warning("instance %r not found; skipped", instance_id)
+                return []
+            return _select(rows, execution)
+
+        unique = list(dict.fromkeys(ids))
+        with ThreadPoolExecutor(max_workers=max(1, int(max_workers))) as pool:
+            results = list(pool.map(read, unique))
+        return frames.history_frame(row for rows in results for row in rows)
+
+
+# ---------------------------------------------------------------------------- conversions
+
+
+def state_to_row(state: pb.OrchestrationState, hub_name: str | None = None) -> dict[str, Any]:
+    """An OrchestrationState as an Instances table row (the Azure Storage provider's columns).
+
+    Output is what the protocol reports (often nothing for a failed instance); the failure
+    itself goes to an extra ``FailureDetails`` column (JSON), as the local task hub writes it.
+
+    Example:
+        >>> state_to_row(pb.OrchestrationState(instanceId="a/b", name="Hello"))["PartitionKey"]
+        'a^0b'
+    """
+    status = STATUS_NAMES.get(state.orchestrationStatus, "Unknown")
+    output = _sv(state, "output")
+    row: dict[str, Any] = {
+        "PartitionKey": schema.escape_partition_key(state.instanceId),
+        "RowKey": "",
+        "Name": state.name,
+        "Version": _sv(state, "version") or "",
+        "RuntimeStatus": status,
+        "CreatedTime": _dt(state, "createdTimestamp"),
+        "LastUpdatedTime": _dt(state, "lastUpdatedTimestamp"),
+        "CompletedTime": _dt(state, "completedTimestamp") if status in _TERMINAL else None,
+        "ExecutionId": _sv(state, "executionId"),
+        "Input": _sv(state, "input"),
+        "Output": output,
+        "CustomStatus": _sv(state, "customStatus") or "null",
+        "ScheduledStartTime": _dt(state, "scheduledStartTimestamp"),
+        "Tags": json.dumps(dict(state.tags), separators=(",", ":")) if state.tags else "null",
+        "TaskHubName": hub_name,
+    }
+    if state.HasField("failureDetails"):
+        from durable_helpers.protocol_rows import failure_to_json
+
+        row["FailureDetails"] = json.dumps(
+            failure_to_json(state.failureDetails), separators=(",", ":")
+        )
+    return {k: v for k, v in row.items() if v is not None}
+
+
+def events_to_rows(instance_id: str, events: Iterable[pb.HistoryEvent]) -> list[dict[str, Any]]:
+    """Protocol history events as History table rows, per execution in sequence order.
+
+    Example:
+        >>> ev = pb.HistoryEvent(eventId=-1, orchestratorStarted=pb.OrchestratorStartedEvent())
+        >>> events_to_rows("i", [ev])[0]["RowKey"]
+        '0000000000000000'
+    """
+    events = list(events)
+    # The execution of each event: the ExecutionStarted it follows (the first one for rows
+    # before any ExecutionStarted, e.g. the episode's OrchestratorStarted).
+    ids = [
+        _sv(e.executionStarted.orchestrationInstance, "executionId")
+        if e.HasField("executionStarted")
+        else None
+        for e in events
+    ]
+    current = next((i for i in ids if i), None)
+    pk = schema.escape_partition_key(instance_id)
+    rows: list[dict[str, Any]] = []
+    sequence = 0
+    for event, started_id in zip(events, ids, strict=True):
+        if started_id and started_id != current:
+            current, sequence = started_id, 0
+            # an OrchestratorStarted right before belongs to the new execution too
+            if rows and rows[-1]["EventType"] == "OrchestratorStarted":
+                rows[-1].update(ExecutionId=current, RowKey=schema.row_key(0))
+                sequence = 1
+        event_type, columns = event_to_columns(event)
+        row = {
+            "PartitionKey": pk,
+            "RowKey": schema.row_key(sequence),
+            "EventType": event_type,
+            "EventId": event.eventId,
+            "IsPlayed": event_type not in _NOT_PLAYED,
+            "_Timestamp": _dt(event, "timestamp"),
+            "ExecutionId": current,
+            **columns,
+        }
+        rows.append(row)
+        sequence += 1
+    return rows
+
+
+def _select(rows: list[dict[str, Any]], execution: str) -> list[dict[str, Any]]:
+    if execution == "all" or not rows:
+        return rows
+    wanted = rows[-1]["ExecutionId"] if execution == "current" else execution
+    return [r for r in rows if r.get("ExecutionId") == wanted]
+
+
+def _sv(message: Any, field: str) -> str | None:
+    return getattr(message, field).value if message.HasField(field) else None
+
+
+def _dt(message: Any, field: str) -> datetime | None:
+    if not message.HasField(field):
+        return None
+    value: timestamp_pb2.Timestamp = getattr(message, field)
+    if value.seconds == 0 and value.nanos == 0:
+        return None
+    return value.ToDatetime(tzinfo=UTC)
+
+
+def _timestamp(value: Any) -> timestamp_pb2.Timestamp:
+    stamp = pd.Timestamp(value)
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(stamp.to_pydatetime().replace(tzinfo=None))
+    return ts
