@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -155,7 +156,19 @@ def _masked(values: list[Any], dtype: Any) -> tuple[np.ndarray, np.ndarray]:
     return data, mask
 
 
-def _column(values: list[Any], kind: str, index: pd.Index) -> Any:
+@lru_cache(maxsize=256)
+def _null_template(kind: str, length: int) -> Any:
+    return _typed(kind, [None] * length)
+
+
+def _column(values: list[Any], kind: str) -> Any:
+    """A typed 1-D array for one column (all-null columns are copies of a cached template)."""
+    if kind not in (OBJECT, CATEGORY) and all(v is None for v in values):
+        return _null_template(kind, len(values)).copy()
+    return _typed(kind, values)
+
+
+def _typed(kind: str, values: list[Any]) -> Any:
     # Direct array constructors: several times faster than pd.array() on small frames.
     if kind == STRING:
         return _string_array(_objects([pd.NA if v is None else v for v in values]))
@@ -168,14 +181,13 @@ def _column(values: list[Any], kind: str, index: pd.Index) -> Any:
             v if v is None or isinstance(v, datetime) else schema.to_datetime(v) for v in values
         ]
         values = [schema.to_utc(v) if v is not None and v.tzinfo is None else v for v in values]
-        return pd.DatetimeIndex(_nanoseconds(values, _EPOCH).view("datetime64[ns]"), tz="UTC")
+        return pd.DatetimeIndex(_nanoseconds(values, _EPOCH).view("datetime64[ns]"), tz="UTC").array
     if kind == TIMEDELTA:
         return _nanoseconds(values, _ZERO).view("timedelta64[ns]")
     if kind == OBJECT:
-        # a Series on the frame's own index: kept as objects, no re-inference, no reindexing
-        return pd.Series(_objects(values), index=index, dtype=object, copy=False)
+        return _objects(values)
     if kind == CATEGORY:
-        return values  # handled by the caller (needs the categories)
+        return _objects(values)  # made categorical by the caller (it knows the categories)
     return pd.array(values, dtype=kind)
 
 
@@ -206,7 +218,7 @@ def _build(rows: list[dict[str, Any]], columns: Mapping[str, str]) -> pd.DataFra
     data: dict[str, Any] = {}
     for name, kind in columns.items():
         values = [row.get(name) for row in rows]
-        data[name] = _column(values, kind, index)
+        data[name] = _column(values, kind)
     extras: dict[str, None] = {}
     for row in rows:
         for name in row:
@@ -214,8 +226,33 @@ def _build(rows: list[dict[str, Any]], columns: Mapping[str, str]) -> pd.DataFra
                 extras[name] = None
     for name in extras:
         values = [row.get(name) for row in rows]
-        data[name] = _column(values, _infer_kind(name, values), index)
-    return pd.DataFrame(data, index=index, copy=False)
+        data[name] = _column(values, _infer_kind(name, values))
+    return _frame(data, index)
+
+
+def _frame(data: dict[str, Any], index: pd.Index) -> pd.DataFrame:
+    """A DataFrame from ready-made, correctly typed 1-D arrays, without re-inspecting them.
+
+    ``DataFrame._from_arrays(verify_integrity=False)`` (pandas 1.x to 3.x) skips the per-column
+    sanitizing that dominates small frames; the public constructor is the fallback.
+    """
+    names = pd.Index(list(data), dtype=object)
+    from_arrays = getattr(pd.DataFrame, "_from_arrays", None)
+    if from_arrays is not None:
+        try:
+            return from_arrays(
+                list(data.values()), columns=names, index=index, verify_integrity=False
+            )
+        except TypeError:  # a future signature change: use the public path
+            pass
+    # Object arrays go in as object Series on the same index: no string inference, no reindexing.
+    safe = {
+        k: pd.Series(v, index=index, dtype=object, copy=False)
+        if isinstance(v, np.ndarray) and v.dtype == object
+        else v
+        for k, v in data.items()
+    }
+    return pd.DataFrame(safe, index=index, columns=names, copy=False)
 
 
 def _inline(
