@@ -4,8 +4,8 @@ The peer, measured in the same run on the same frame, is the plain pandas an ana
 hand for the same question: select scheduled and completion rows, merge them on
 (InstanceId, ExecutionId, EventId = TaskScheduledId), take the duration, group by Name for
 count / quantiles / max / failure rate. A bare ``groupby("Name")`` over the whole frame is
-printed too, as a floor. Prints times (best of N) and tracemalloc peaks, and the ratios
-kit / peer (target: within 2x).
+printed too, as a floor. Prints times (best of N interleaved runs), tracemalloc peaks, and
+the ratios kit / peer (target: within 2x).
 
     .venv/bin/python bench/bench_analysis.py [--instances 10000] [--repeat 5]
 """
@@ -138,26 +138,33 @@ def floor(history: pd.DataFrame) -> pd.DataFrame:
     return history.groupby("Name").agg(n=("EventId", "size"), last=("Timestamp", "max"))
 
 
-def measure(fn: Callable[[pd.DataFrame], pd.DataFrame], frame: pd.DataFrame, repeat: int):
-    fn(frame)  # warm-up
-    best = float("inf")
+def measure(
+    fns: dict[str, Callable[[pd.DataFrame], pd.DataFrame]], frame: pd.DataFrame, repeat: int
+) -> dict[str, tuple[float, int]]:
+    """Best time of ``repeat`` interleaved runs (fair on a shared machine) and tracemalloc peak."""
+    for fn in fns.values():
+        fn(frame)  # warm-up
+    best = dict.fromkeys(fns, float("inf"))
     for _ in range(repeat):
+        for label, fn in fns.items():
+            gc.collect()
+            t = time.perf_counter()
+            fn(frame)
+            best[label] = min(best[label], time.perf_counter() - t)
+    peaks = {}
+    for label, fn in fns.items():
         gc.collect()
-        t = time.perf_counter()
+        tracemalloc.start()
         fn(frame)
-        best = min(best, time.perf_counter() - t)
-    gc.collect()
-    tracemalloc.start()
-    fn(frame)
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    return best, peak
+        peaks[label] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return {label: (best[label], peaks[label]) for label in fns}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--instances", type=int, default=10_000)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=9)
     args = parser.parse_args()
     history = synthetic_history(args.instances)
     print(
@@ -171,13 +178,11 @@ def main() -> None:
     assert (k["Failed"].sort_index() == p["Failed"].sort_index()).all()
     assert np.allclose(k["P95"].dt.total_seconds().sort_index(), p[0.95].sort_index())
 
-    rows = {}
-    for label, fn in (
-        ("kit: calls()+latency()", kit),
-        ("peer: merge+groupby", peer),
-        ("floor: bare groupby", floor),
-    ):
-        rows[label] = measure(fn, history, args.repeat)
+    rows = measure(
+        {"kit: calls()+latency()": kit, "peer: merge+groupby": peer, "floor: bare groupby": floor},
+        history,
+        args.repeat,
+    )
     for label, (secs, peak) in rows.items():
         print(f"{label:<24} {secs * 1000:8.1f} ms   peak {peak / 2**20:7.1f} MiB")
     (kt, km), (pt, pm) = rows["kit: calls()+latency()"], rows["peer: merge+groupby"]
