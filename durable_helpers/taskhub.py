@@ -146,13 +146,20 @@ class TaskHub:
             ) from None
 
     def _query(
-        self, table: Any, query_filter: str | None, *, page_size: int | None = None
+        self,
+        table: Any,
+        query_filter: str | None,
+        *,
+        page_size: int | None = None,
+        first_page_only: bool = False,
     ) -> list[Any]:
         def run() -> list[Any]:
             if query_filter:
                 pages = table.query_entities(query_filter, results_per_page=page_size)
             else:
                 pages = table.list_entities(results_per_page=page_size)
+            if first_page_only:
+                return list(next(pages.by_page(), []))
             return list(pages)  # the SDK follows continuation tokens while iterating
 
         return self._call(run)
@@ -275,11 +282,17 @@ class TaskHub:
             query_filter += f" and ExecutionId eq {schema.odata_string(str(execution))}"
         entities = self._query(self._history, query_filter)
         if not entities:
-            if execution in ("current", "all") and self._instance_entity(instance_id) is None:
+            if self._instance_entity(instance_id) is None and (
+                execution in ("current", "all") or not self._any_history(key)
+            ):
                 raise self._unknown_instance(instance_id)
             return []
         rows = select_execution(entities, execution)
         return [self._inline(e) for e in rows]
+
+    def _any_history(self, quoted_key: str) -> bool:
+        probe = f"PartitionKey eq {quoted_key}"
+        return bool(self._query(self._history, probe, page_size=1, first_page_only=True))
 
     def history(
         self, instance_id: str, execution: Literal["current", "all"] | str = "current"

@@ -147,3 +147,23 @@ def test_snapshot_delegates_to_save_snapshot(populated, tmp_path, monkeypatch):
     assert result == tmp_path / "snap"
     assert sorted(calls["instances"].InstanceId) == ["order-1", "order-2", "order-3"]
     assert calls["histories"].InstanceId.tolist() == ["order-1"]
+
+
+def test_snapshot_round_trip_through_parquet(populated, tmp_path):
+    from durable_helpers.snapshot import load_snapshot
+
+    populated.write_history([
+        schema.history_entity("order-1", "e", 0, "ExecutionStarted", event_id=-1,
+                              is_played=True, timestamp=T, Name="Order", Input='{"n":1}'),
+        schema.history_entity("order-1", "e", 1, "TaskScheduled", event_id=0,
+                              is_played=False, timestamp=T, Name="Charge"),
+        schema.history_entity("order-1", "e", 2, "TaskCompleted", event_id=-1, is_played=True,
+                              timestamp=T + timedelta(seconds=3), TaskScheduledId=0, Result="7"),
+    ])  # fmt: skip
+    th = populated.taskhub()
+    folder = th.snapshot(tmp_path / "snap", name="Order")
+    snap = load_snapshot(folder)
+    assert sorted(snap.instances.InstanceId) == ["order-1", "order-2", "order-3"]
+    done = snap.history[snap.history.EventType == "TaskCompleted"].iloc[0]
+    assert done.Name == "Charge" and done.Duration == pd.Timedelta(seconds=3)
+    assert snap.history.Input.iloc[0] == {"n": 1}
