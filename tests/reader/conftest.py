@@ -11,9 +11,8 @@ from typing import Any
 import pytest
 from azure.core.exceptions import ResourceExistsError
 
-from durable_helpers import schema
+from durable_helpers import TaskHub, schema
 from durable_helpers.storage import StorageAccount
-from durable_helpers.taskhub import TaskHub
 
 
 @dataclass

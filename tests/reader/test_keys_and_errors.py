@@ -134,3 +134,12 @@ def test_repr_and_errors_never_show_the_key(hub, connection_string):
     assert secret not in str(info.value)
     with pytest.raises(StorageConfigurationError):
         TaskHub("this is not a connection string", hub="H12")
+
+
+def test_package_exports():
+    import durable_helpers
+    import durable_helpers.taskhub as taskhub
+
+    assert durable_helpers.TaskHub is taskhub.TaskHub
+    assert issubclass(durable_helpers.InstanceNotFoundError, KeyError)
+    assert issubclass(durable_helpers.HubNotFoundError, LookupError)
