@@ -206,9 +206,17 @@ _NULL_INT = -(1 << 31)
 _DTYPES = {"string": pd.StringDtype("python")}
 
 
+def _values(series: pd.Series) -> Any:
+    """The column's ExtensionArray, or its numpy array for plain numpy dtypes."""
+    values = series.array
+    if isinstance(values, pd.arrays.NumpyExtensionArray):
+        return values.to_numpy()
+    return values
+
+
 def _event_codes(event_type: pd.Series) -> np.ndarray:
     """Index of each EventType in ``_EVENTS`` (-1 for other events), via a factorize."""
-    codes, uniques = pd.factorize(event_type.array)
+    codes, uniques = pd.factorize(_values(event_type))
     lut = np.array([_EVENTS.index(u) if u in _EVENTS else -1 for u in uniques] + [-1])
     return lut[np.asarray(codes)]  # code -1 (null) -> the trailing -1
 
@@ -217,7 +225,7 @@ def _factorize(frame: pd.DataFrame, col: str, rows: np.ndarray) -> np.ndarray:
     """Integer codes (nulls get their own code) of ``frame[col]`` at ``rows``."""
     if col not in frame:
         return np.zeros(len(rows), dtype=np.int64)
-    codes, _ = pd.factorize(frame[col].array.take(rows), use_na_sentinel=True)
+    codes, _ = pd.factorize(_values(frame[col]).take(rows), use_na_sentinel=True)
     return np.asarray(codes, dtype=np.int64) + 1
 
 
@@ -232,7 +240,7 @@ def _ints(frame: pd.DataFrame, col: str, rows: np.ndarray) -> np.ndarray:
     """int64 values of ``frame[col]`` at ``rows``; nulls (and a missing column) -> -2**31."""
     if col not in frame:
         return np.full(len(rows), _NULL_INT, dtype=np.int64)
-    values = frame[col].array.take(rows)
+    values = _values(frame[col]).take(rows)
     return np.asarray(pd.array(values, dtype="Int64").to_numpy(dtype=np.int64, na_value=_NULL_INT))
 
 
@@ -242,7 +250,7 @@ def _take(frame: pd.DataFrame, col: str, rows: np.ndarray, dtype: str) -> Any:
         if dtype == "object":
             return np.full(len(rows), None, dtype=object)
         return pd.array(np.full(len(rows), None, dtype=object), dtype=_DTYPES.get(dtype, dtype))
-    arr = frame[col].array
+    arr = _values(frame[col])
     if dtype == "object":
         if not len(arr):
             return np.full(len(rows), None, dtype=object)

@@ -74,9 +74,9 @@ def stuck(
     inst = inst.merge(last, on="InstanceId", how="left")
     if "HasRows" not in inst:
         inst["HasRows"] = False
-    inst["HasRows"] = inst["HasRows"].fillna(False).astype(bool)
+    inst["HasRows"] = inst["HasRows"].eq(True).to_numpy(dtype=bool)
     for col in ("HasStarted", "HasCompleted", "HasContinued", "HasTerminated"):
-        inst[col] = inst[col].fillna(False).astype(bool) if col in inst else False
+        inst[col] = inst[col].eq(True).to_numpy(dtype=bool) if col in inst else False
 
     progress = inst[["LastUpdatedTime", "LastEventTime"]].max(axis=1)
     progress = progress.fillna(inst["CreatedTime"])
