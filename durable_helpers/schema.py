@@ -13,6 +13,10 @@ Encode example:
     ...                    timestamp=t, Name="Hello", Version="")
     >>> e["PartitionKey"], e["RowKey"], e["EventType"], e["EventId"]
     ('abc', '0000000000000002', 'TaskScheduled', 0)
+
+Decode example:
+    >>> decode_payload('"Hello Tokyo!"'), decode_payload("null"), decode_payload("not json")
+    ('Hello Tokyo!', None, 'not json')
 """
 
 from __future__ import annotations

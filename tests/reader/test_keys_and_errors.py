@@ -6,6 +6,8 @@ from datetime import datetime
 
 import pytest
 from azure.core.pipeline.policies import RetryPolicy
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from durable_helpers import schema
 from durable_helpers.storage import AZURITE_KEY, StorageConfigurationError
@@ -143,3 +145,16 @@ def test_package_exports():
     assert durable_helpers.TaskHub is taskhub.TaskHub
     assert issubclass(durable_helpers.InstanceNotFoundError, KeyError)
     assert issubclass(durable_helpers.HubNotFoundError, LookupError)
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(iid=st.text(min_size=1, max_size=40))
+def test_any_instance_id_round_trips_through_azurite(hub, iid):
+    hub.write_history([
+        schema.history_entity(iid, "e", 0, "ExecutionStarted", event_id=-1, is_played=True,
+                              timestamp=T, Name="N"),
+    ])  # fmt: skip
+    df = hub.taskhub().history(iid)
+    assert df.InstanceId.tolist() == [iid]
