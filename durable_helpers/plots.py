@@ -74,65 +74,53 @@ def timeline(
     """
     c = _calls(history)
     ts = history["Timestamp"] if "Timestamp" in history else pd.Series(dtype="datetime64[ns, UTC]")
-    end_default = ts.max() if len(ts) else pd.Timestamp.now(tz="UTC")
+    end_default = ts.max() if ts.notna().any() else pd.Timestamp.now(tz="UTC")
     end_at = pd.Timestamp(now) if now is not None else end_default
     runs = _runs(history, end_at)
-    c = c.assign(
-        End_=c["CompletedTime"].fillna(end_at),
-        Label_=c["Name"].fillna("timer").astype("string"),
-    )
     per_call = len(c) + len(runs) <= max_lanes
-    rows: list[dict[str, Any]] = []
-    labels: list[str] = []
-    for iid, run in runs.iterrows():
-        lane = len(labels)
-        labels.append(f"{iid} ({run['Name']})" if per_call else str(iid))
-        rows.append(
-            dict(
-                lane=lane,
-                start=run["Start"],
-                end=run["End"],
-                color=OUTCOME_COLORS["run"],
-                attempt=1,
-                alpha=0.35 if not per_call else 0.8,
-            )
-        )
-        mine = c[c["InstanceId"] == iid]
-        for call in mine.itertuples(index=False):
-            if per_call:
-                lane = len(labels)
-                kind = "" if call.Kind == "activity" else f"[{call.Kind}] "
-                labels.append(f"  {kind}{call.Label_} #{call.EventId}")
-            rows.append(
-                dict(
-                    lane=lane,
-                    start=call.ScheduledTime,
-                    end=call.End_,
-                    color=OUTCOME_COLORS[str(call.Outcome)],
-                    attempt=int(call.Attempt),
-                    alpha=0.9,
-                )
-            )
-    ax = _axes(ax, height=max(2.5, 0.3 * len(labels) + 1.5))
-    for r in rows:
-        start = mdates.date2num(r["start"].to_pydatetime())
-        width = mdates.date2num(r["end"].to_pydatetime()) - start
-        width = max(width, 1e-9)
-        ax.barh(
-            r["lane"],
-            width,
-            left=start,
-            height=0.6,
-            color=r["color"],
-            alpha=r["alpha"],
-            hatch="//" if r["attempt"] > 1 else None,
-            edgecolor="black",
-            linewidth=0.3,
-        )
-        if r["attempt"] > 1:
+
+    # Lanes: per instance (in order of appearance) its run lane, then (per_call) one per call.
+    order = pd.Series(np.arange(len(runs)), index=runs.index)
+    inst_no = order.reindex(c["InstanceId"].astype(object)).to_numpy()
+    c = c.assign(_inst=inst_no).sort_values("_inst", kind="stable")
+    if per_call:
+        n_calls = np.bincount(c["_inst"].to_numpy(dtype=np.int64), minlength=len(runs))
+        run_lane = np.concatenate([[0], np.cumsum(1 + n_calls)[:-1]]) if len(runs) else n_calls
+        call_lane = run_lane[c["_inst"].to_numpy(dtype=np.int64)] + 1
+        call_lane += c.groupby("_inst", sort=False).cumcount().to_numpy()
+        labels = [""] * int(len(runs) + len(c))
+        for i, (iid, name) in enumerate(zip(runs.index, runs["Name"], strict=True)):
+            labels[run_lane[i]] = f"{iid} ({name})"
+        for lane, kind, name, eid in zip(
+            call_lane, c["Kind"].astype(str), c["Name"].fillna("timer"), c["EventId"], strict=True
+        ):
+            prefix = "" if kind == "activity" else f"[{kind}] "
+            labels[lane] = f"  {prefix}{name} #{eid}"
+    else:
+        run_lane = np.arange(len(runs))
+        call_lane = c["_inst"].to_numpy(dtype=np.int64)
+        labels = [str(i) for i in runs.index]
+
+    ax = _axes(ax, height=max(2.5, 0.3 * len(labels) + 1.5) if len(labels) <= 60 else 20)
+    _bars(
+        ax,
+        run_lane,
+        runs["Start"],
+        runs["End"],
+        OUTCOME_COLORS["run"],
+        alpha=0.8 if per_call else 0.35,
+    )
+    colors = c["Outcome"].astype(str).map(OUTCOME_COLORS).to_numpy(dtype=object)
+    ends = c["CompletedTime"].fillna(end_at)
+    retry = (c["Attempt"] > 1).to_numpy(dtype=bool)
+    _bars(ax, call_lane[~retry], c["ScheduledTime"][~retry], ends[~retry], colors[~retry])
+    _bars(ax, call_lane[retry], c["ScheduledTime"][retry], ends[retry], colors[retry], hatch="//")
+    x_end = _days(ends[retry])
+    for lane, x, attempt in zip(call_lane[retry], x_end, c["Attempt"][retry], strict=True):
+        if x == x:  # not NaN
             ax.annotate(
-                f"#{r['attempt']}",
-                (start + width, r["lane"]),
+                f"#{attempt}",
+                (x, lane),
                 xytext=(2, 0),
                 textcoords="offset points",
                 va="center",
@@ -147,8 +135,45 @@ def timeline(
     ax.set_title("Timeline of calls" + (" per instance" if not per_call else ""))
     handles = [Patch(color=col, label=name) for name, col in OUTCOME_COLORS.items()]
     handles.append(Patch(facecolor="white", edgecolor="black", hatch="//", label="retry"))
-    ax.legend(handles=handles, fontsize=7, loc="upper right")
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     return ax
+
+
+def _days(values: pd.Series) -> np.ndarray:
+    """UTC datetimes as matplotlib date numbers (days since 1970); NaT -> NaN."""
+    stamps = pd.to_datetime(pd.Series(values), utc=True)
+    ns = stamps.astype("int64").to_numpy(dtype=float)
+    ns[stamps.isna().to_numpy()] = np.nan
+    return ns / 86_400e9
+
+
+def _bars(
+    ax: Axes,
+    lanes: np.ndarray,
+    start: pd.Series,
+    end: pd.Series,
+    color: Any,
+    alpha: float = 0.9,
+    hatch: str | None = None,
+) -> None:
+    """One barh call for many spans; spans without a start time are left out."""
+    x0, x1 = _days(start), _days(end)
+    ok = ~np.isnan(x0)
+    if not ok.any():
+        return
+    width = np.maximum(np.nan_to_num(x1 - x0, nan=0.0), 1e-9)
+    colors = color[ok] if isinstance(color, np.ndarray) else color
+    ax.barh(
+        np.asarray(lanes)[ok],
+        width[ok],
+        left=x0[ok],
+        height=0.6,
+        color=colors,
+        alpha=alpha,
+        hatch=hatch,
+        edgecolor="black",
+        linewidth=0.3,
+    )
 
 
 def _runs(history: pd.DataFrame, end_at: pd.Timestamp) -> pd.DataFrame:
