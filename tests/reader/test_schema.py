@@ -293,3 +293,18 @@ def test_instances_frame_unknown_status_and_empty():
     assert list(empty.columns) == list(frames.INSTANCE_COLUMNS) and len(empty) == 0
     assert str(empty.Duration.dtype) == "timedelta64[ns]"
     assert pd.api.types.is_string_dtype(empty.InstanceId)
+
+
+def test_instance_input_from_a_queue_message_blob():
+    message = {
+        "$type": "DurableTask.AzureStorage.MessageData",
+        "ActivityId": "5b4f...",
+        "TaskMessage": {"Event": {"EventType": 0, "Input": '{"big":true}'}},
+    }
+    name = "my id/message-0123456789abcdef0123456789abcdef-ExecutionStarted.json.gz"
+    blobs = {name: gzip.compress(json.dumps(message).encode())}
+    url = "https://acct.blob.core.windows.net/h-largemessages/" + name.replace(" ", "%20")
+    row = {"PartitionKey": "my id", "RowKey": "", "Input": url, "RuntimeStatus": "Pending"}
+    df = frames.instances_frame([row], fetch_blob=blobs.get, container="h-largemessages")
+    assert df.Input.iloc[0] == {"big": True}
+    assert df.InputRaw.iloc[0] == '{"big":true}'
