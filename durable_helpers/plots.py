@@ -127,7 +127,8 @@ def timeline(
                 fontsize=7,
             )
     ax.set_yticks(range(len(labels)), labels, fontsize=8)
-    ax.set_ylim(len(labels) - 0.5, -0.5)
+    if labels:
+        ax.set_ylim(len(labels) - 0.5, -0.5)
     ax.xaxis_date(tz="UTC")
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S", tz="UTC"))
     ax.set_xlabel("Time (UTC)")
@@ -266,7 +267,8 @@ def latency_chart(
         bars, labels=[f"  {r:.0%} failed" if r == r and r > 0 else "" for r in rates], fontsize=7
     )
     ax.set_yticks(y, labels, fontsize=8)
-    ax.set_ylim(len(lat) - 0.5, -0.5)
+    if len(lat):
+        ax.set_ylim(len(lat) - 0.5, -0.5)
     ax.set_xlabel("Duration (seconds)")
     ax.set_ylabel(" / ".join(lat.index.names) if any(lat.index.names) else by)
     ax.set_title("Call latency (p50 bar, p95 and p99 markers)")

@@ -280,3 +280,24 @@ def test_sizes_count_events_and_flag_large_payloads():
     detail = da.sizes(inst, histories(h, small), detail=True)
     assert detail["Large"].sum() == 2
     assert set(detail.loc[detail["Large"], "Source"]) == {"Instances", "History"}
+
+
+# -- empty input ------------------------------------------------------------------------------
+def test_every_analysis_accepts_empty_frames():
+    from analysis_builders import HISTORY_COLUMNS, INSTANCE_COLUMNS, typed
+
+    h, i = typed([], HISTORY_COLUMNS), typed([], INSTANCE_COLUMNS)
+    results = [
+        da.calls(h),
+        da.latency(da.calls(h)),
+        da.episodes(h),
+        da.failures(i, h),
+        da.stuck(i, h),
+        da.stuck(i),
+        da.sizes(i, h),
+        da.status_over_time(i),
+        da.status_over_time(i, tidy=True),
+        da.compare(h, h),
+    ]
+    assert all(r.empty for r in results)
+    assert list(results[0].columns) == da.CALL_COLUMNS
