@@ -15,7 +15,12 @@ from durable_helpers.storage import StorageAccount
 def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
     """A real Azurite emulator for the test session (in memory, free ports, 127.0.0.1)."""
     log = tmp_path_factory.mktemp("azurite") / "azurite.log"
-    emulator = Azurite(ports=free_ports(3), in_memory=True, log_file=log)  # type: ignore[arg-type]
+    emulator = Azurite(
+        ports=free_ports(3),  # type: ignore[arg-type]
+        in_memory=True,
+        log_file=log,
+        stop_with_parent=True,
+    )
     emulator.start()
     try:
         yield emulator

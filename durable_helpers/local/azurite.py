@@ -93,6 +93,18 @@ def _probe(host: str, port: int, timeout: float = 1.0) -> str | None:
         return None
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to SIGTERM us when the parent process dies.
+
+    Test sessions use this so that a killed pytest leaves no orphaned emulator behind.
+    """
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def _port_in_use(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)
@@ -106,6 +118,8 @@ class Azurite:
     ``data_dir`` keeps the data on disk (the default folder is ``.local-taskhub/azurite`` in the
     project); ``in_memory=True`` keeps nothing. ``start()`` reuses an Azurite that already answers
     on the same ports and then does not own it (``stop()`` leaves it running).
+    ``stop_with_parent=True`` (Linux) ends the emulator when the starting process dies, even
+    by ``kill -9``: what test sessions want, and what ``local up`` must not use.
 
     Example:
         >>> azurite = Azurite(in_memory=True, ports=free_ports(3)).start()  # doctest: +SKIP
@@ -118,6 +132,7 @@ class Azurite:
     in_memory: bool = False
     log_file: Path | None = None
     startup_timeout: float = 30.0
+    stop_with_parent: bool = False
     process: subprocess.Popen | None = field(default=None, repr=False)
     reused: bool = False
 
@@ -176,6 +191,7 @@ class Azurite:
                 stdin=subprocess.DEVNULL,
                 cwd=PROJECT_ROOT,
                 start_new_session=True,
+                preexec_fn=_die_with_parent if self.stop_with_parent else None,
             )
         finally:
             if log is not subprocess.DEVNULL:

@@ -57,3 +57,34 @@ def test_missing_azurite_names_the_command(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(AzuriteError, match="npm ci"):
         module.find_azurite()
+
+
+def test_emulator_tied_to_a_killed_parent_goes_away(tmp_path) -> None:
+    """A test session killed with SIGKILL must not leave its emulator behind."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import sys, time\n"
+        "from durable_helpers.local.azurite import Azurite, free_ports\n"
+        "a = Azurite(ports=free_ports(3), in_memory=True, stop_with_parent=True).start()\n"
+        "print(a.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        child = int(parent.stdout.readline())
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(child, signal.SIGKILL)
+    pytest.fail("Azurite outlived its killed parent")
