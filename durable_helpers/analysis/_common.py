@@ -83,14 +83,21 @@ def conform(frame: pd.DataFrame, dtypes: dict[str, str], needed: list[str]) -> p
     for col in needed:
         if col in frame.columns:
             out[col] = frame[col].reset_index(drop=True)
+            if dtypes[col] == UTC_NS and not _is_utc(out[col]):
+                out[col] = as_utc(out[col])
         else:
             out[col] = pd.Series(pd.array([None] * n, dtype=dtypes[col]))
     return pd.DataFrame(out)
 
 
+def _is_utc(values: pd.Series) -> bool:
+    tz = getattr(values.dtype, "tz", None)
+    return tz is not None and str(tz) == "UTC"
+
+
 def as_utc(values: pd.Series) -> pd.Series:
     """A datetime series in UTC (naive values are taken to be UTC)."""
-    s = pd.to_datetime(values)
+    s = pd.to_datetime(values, utc=values.dtype == object)
     if getattr(s.dt, "tz", None) is None:
         return s.dt.tz_localize("UTC")
     return s.dt.tz_convert("UTC")
@@ -149,3 +156,32 @@ def innermost(details: Any) -> dict | None:
         details = inner
         seen += 1
     return details
+
+
+def array_of(series: pd.Series) -> Any:
+    """The column's ExtensionArray, or its numpy array for plain numpy dtypes."""
+    values = series.array
+    if isinstance(values, pd.arrays.NumpyExtensionArray):
+        return values.to_numpy()
+    return values
+
+
+def factorize(frame: pd.DataFrame, col: str, rows: np.ndarray) -> np.ndarray:
+    """Integer codes (nulls get their own code) of ``frame[col]`` at ``rows``."""
+    if col not in frame:
+        return np.zeros(len(rows), dtype=np.int64)
+    codes, _ = pd.factorize(array_of(frame[col]).take(rows), use_na_sentinel=True)
+    return np.asarray(codes, dtype=np.int64) + 1
+
+
+def combine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """One dense code per distinct (a, b) pair (both non-negative int64 codes)."""
+    if len(a) == 0:
+        return a.astype(np.int64)
+    return pd.factorize(a * (int(b.max()) + 1) + b)[0].astype(np.int64)
+
+
+def execution_codes(frame: pd.DataFrame, rows: np.ndarray | None = None) -> np.ndarray:
+    """One dense int64 code per (InstanceId, ExecutionId) of ``frame`` (at ``rows``)."""
+    rows = np.arange(len(frame)) if rows is None else rows
+    return combine(factorize(frame, "InstanceId", rows), factorize(frame, "ExecutionId", rows))

@@ -8,6 +8,9 @@ import numpy as np
 import pandas as pd
 
 from ._common import KINDS, OUTCOMES, UTC_NS
+from ._common import array_of as _values
+from ._common import combine as _combine
+from ._common import factorize as _factorize
 
 CALL_COLUMNS = [
     "InstanceId",
@@ -206,34 +209,11 @@ _NULL_INT = -(1 << 31)
 _DTYPES = {"string": pd.StringDtype("python")}
 
 
-def _values(series: pd.Series) -> Any:
-    """The column's ExtensionArray, or its numpy array for plain numpy dtypes."""
-    values = series.array
-    if isinstance(values, pd.arrays.NumpyExtensionArray):
-        return values.to_numpy()
-    return values
-
-
 def _event_codes(event_type: pd.Series) -> np.ndarray:
     """Index of each EventType in ``_EVENTS`` (-1 for other events), via a factorize."""
     codes, uniques = pd.factorize(_values(event_type))
     lut = np.array([_EVENTS.index(u) if u in _EVENTS else -1 for u in uniques] + [-1])
     return lut[np.asarray(codes)]  # code -1 (null) -> the trailing -1
-
-
-def _factorize(frame: pd.DataFrame, col: str, rows: np.ndarray) -> np.ndarray:
-    """Integer codes (nulls get their own code) of ``frame[col]`` at ``rows``."""
-    if col not in frame:
-        return np.zeros(len(rows), dtype=np.int64)
-    codes, _ = pd.factorize(_values(frame[col]).take(rows), use_na_sentinel=True)
-    return np.asarray(codes, dtype=np.int64) + 1
-
-
-def _combine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """One dense code per distinct (a, b) pair (both non-negative int64 codes)."""
-    if len(a) == 0:
-        return a.astype(np.int64)
-    return pd.factorize(a * (int(b.max()) + 1) + b)[0].astype(np.int64)
 
 
 def _ints(frame: pd.DataFrame, col: str, rows: np.ndarray) -> np.ndarray:

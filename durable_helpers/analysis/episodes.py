@@ -5,17 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ._common import HISTORY_DTYPES, conform, group_codes, strings
+from ._common import HISTORY_DTYPES, combine, conform, execution_codes
 
 #: Events an orchestrator episode writes itself (its actions), as opposed to inbound events.
-ACTION_EVENTS = (
+ACTION_EVENTS = [
     "TaskScheduled",
     "SubOrchestrationInstanceCreated",
     "TimerCreated",
     "EventSent",
     "ExecutionCompleted",
     "ContinueAsNew",
-)
+]
 MARKERS = ("OrchestratorStarted", "OrchestratorCompleted")
 
 EPISODE_COLUMNS = [
@@ -53,50 +53,80 @@ def episodes(history: pd.DataFrame) -> pd.DataFrame:
         >>> ep.EventsReplayed.sum()  # replayed over the life   # doctest: +SKIP
     """
     h = conform(history, HISTORY_DTYPES, ["InstanceId", "ExecutionId", "EventType", "Timestamp"])
-    et = h["EventType"].astype("string").fillna("")
-    execution = group_codes(strings(h["InstanceId"]), strings(h["ExecutionId"]))
-    frame = pd.DataFrame(
+    et = h["EventType"]
+    execution = execution_codes(h)
+    start = (et == "OrchestratorStarted").fillna(False).to_numpy(dtype=bool)
+    end = (et == "OrchestratorCompleted").fillna(False).to_numpy(dtype=bool)
+    action = et.isin(ACTION_EVENTS).to_numpy(dtype=bool)
+    marker = start | end
+    n = len(h)
+    # Position within the execution and episode number (cumulative OrchestratorStarted count).
+    order = np.argsort(execution, kind="stable")
+    x_sorted = execution[order]
+    first = np.r_[True, x_sorted[1:] != x_sorted[:-1]] if n else np.zeros(0, dtype=bool)
+    group_start = np.maximum.accumulate(np.where(first, np.arange(n), 0)) if n else first
+    pos = np.empty(n, dtype=np.int64)
+    pos[order] = np.arange(n) - group_start
+    starts_sorted = start[order].astype(np.int64)
+    cum = np.cumsum(starts_sorted)
+    before = (cum - starts_sorted)[group_start] if n else cum  # starts before each group
+    ep = np.empty(n, dtype=np.int64)
+    ep[order] = cum - before
+    keep = ep > 0
+    if not keep.any():
+        return _empty(h)
+    key = combine(execution[keep], ep[keep])
+    ts = h["Timestamp"][keep].reset_index(drop=True)
+    rows = np.flatnonzero(keep)
+    g = pd.DataFrame(
         {
-            "x": execution,
-            "start": (et == "OrchestratorStarted").to_numpy(dtype=bool),
-            "end": (et == "OrchestratorCompleted").to_numpy(dtype=bool),
-            "action": et.isin(list(ACTION_EVENTS)).to_numpy(dtype=bool),
-            "marker": et.isin(list(MARKERS)).to_numpy(dtype=bool),
-            "ts": h["Timestamp"],
+            "k": key,
+            "row": rows,
+            "pos": pos[keep],
+            "ts": ts,
+            "end_ts": ts.where(pd.Series(end[keep])),
+            "action": action[keep],
+            "marker": marker[keep],
         }
-    )
-    by_x = frame.groupby("x", sort=False)
-    frame["pos"] = by_x.cumcount()
-    frame["ep"] = by_x["start"].cumsum()
-    frame["end_ts"] = frame["ts"].where(frame["end"])
-    frame = frame[frame["ep"] > 0]
-    g = frame.groupby(["x", "ep"], sort=False)
+    ).groupby("k", sort=False)
     agg = g.agg(
-        first_row=("pos", "min"),
+        row0=("row", "first"),
+        replayed=("pos", "min"),
         Start=("ts", "first"),
         last_ts=("ts", "last"),
         end_ts=("end_ts", "max"),
-        EventsNew=("pos", "size"),
-        Actions=("action", "sum"),
-        Markers=("marker", "sum"),
-    ).reset_index()
-    first_of_x = pd.Series(np.arange(len(h)), index=execution).groupby(level=0).first()
-    row0 = first_of_x.reindex(agg["x"]).to_numpy()
-    end = agg["end_ts"].fillna(agg["last_ts"])
+        new=("pos", "size"),
+        actions=("action", "sum"),
+        markers=("marker", "sum"),
+    )
+    row0 = agg["row0"].to_numpy()
+    end_time = agg["end_ts"].fillna(agg["last_ts"])
     out = pd.DataFrame(
         {
-            "InstanceId": h["InstanceId"].iloc[row0].astype("string").to_numpy(),
-            "ExecutionId": h["ExecutionId"].iloc[row0].astype("string").to_numpy(),
-            "Episode": pd.array(agg["ep"], dtype="Int32"),
-            "Start": agg["Start"],
-            "End": end,
-            "Duration": end - agg["Start"],
-            "EventsReplayed": pd.array(agg["first_row"], dtype="Int64"),
-            "EventsNew": pd.array(agg["EventsNew"], dtype="Int64"),
-            "Inbound": pd.array(agg["EventsNew"] - agg["Actions"] - agg["Markers"], dtype="Int64"),
-            "Actions": pd.array(agg["Actions"], dtype="Int64"),
+            "InstanceId": h["InstanceId"].iloc[row0].array,
+            "ExecutionId": h["ExecutionId"].iloc[row0].array,
+            "Episode": pd.array(ep[row0], dtype="Int32"),
+            "Start": agg["Start"].array,
+            "End": end_time.array,
+            "Duration": (end_time - agg["Start"]).array,
+            "EventsReplayed": pd.array(agg["replayed"].to_numpy(), dtype="Int64"),
+            "EventsNew": pd.array(agg["new"].to_numpy(), dtype="Int64"),
+            "Inbound": pd.array(
+                (agg["new"] - agg["actions"] - agg["markers"]).to_numpy(), dtype="Int64"
+            ),
+            "Actions": pd.array(agg["actions"].to_numpy(), dtype="Int64"),
         }
     )
-    out["InstanceId"] = out["InstanceId"].astype("string")
-    out["ExecutionId"] = out["ExecutionId"].astype("string")
     return out[EPISODE_COLUMNS]
+
+
+def _empty(h: pd.DataFrame) -> pd.DataFrame:
+    dtypes = {
+        "InstanceId": h["InstanceId"].dtype,
+        "ExecutionId": h["ExecutionId"].dtype,
+        "Episode": "Int32",
+        "Start": h["Timestamp"].dtype,
+        "End": h["Timestamp"].dtype,
+        "Duration": "timedelta64[ns]",
+    }
+    return pd.DataFrame({c: pd.Series(dtype=dtypes.get(c, "Int64")) for c in EPISODE_COLUMNS})

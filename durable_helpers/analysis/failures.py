@@ -78,10 +78,9 @@ def failures(instances: pd.DataFrame, histories: pd.DataFrame) -> pd.DataFrame:
     records = _failure_records(histories)
 
     # Level 0: the failed instance's own record (its current execution when known).
-    rec = records.drop_duplicates("InstanceId", keep="last").set_index("InstanceId")
-    out = []
-    for row in failed.itertuples(index=False):
-        out.append(_resolve(row, rec))
+    rec = records.drop_duplicates("InstanceId", keep="last")
+    rec = dict(zip(rec["InstanceId"], rec.to_dict("records"), strict=True))
+    out = [_resolve(row, rec) for row in failed.to_dict("records")]
     frame = pd.DataFrame(out, columns=FAILURE_COLUMNS)
     for col in FAILURE_COLUMNS:
         if col in ("CreatedTime", "CompletedTime"):
@@ -175,50 +174,51 @@ def _v(value):
     )
 
 
-def _resolve(row, rec: pd.DataFrame) -> list:
+def _resolve(row: dict, rec: dict[str, dict]) -> list:
     """One output row for a failed instance (a short walk down the sub-orchestration chain)."""
-    iid = row.InstanceId
-    base = [iid, _v(row.Name), _v(row.ExecutionId), _v(row.CreatedTime), _v(row.CompletedTime)]
-    if iid not in rec.index:
-        out = _v(row.Output)
+    iid = row["InstanceId"]
+    base = [iid, *(_v(row[c]) for c in ("Name", "ExecutionId", "CreatedTime", "CompletedTime"))]
+    top = rec.get(iid)
+    if top is None:
+        out = _v(row["Output"])
         text = out if isinstance(out, str) else (None if out is None else str(out))
         etype, _, emsg = (text or "").partition(": ") if text and ": " in text else (None, "", text)
         return [*base, None, None, None, None, 0, iid, None, None, etype, emsg, None, etype, emsg]
-    top = rec.loc[iid]
-    outer_type, outer_msg, _ = _error(top.OwnDetails, top.OwnType, top.OwnMessage, top.OwnStack)
-    if _v(outer_msg) is None and isinstance(_v(top.OwnResult), str):
-        outer_msg = top.OwnResult
-    first = top
+    outer_type, outer_msg, _ = _error(
+        top["OwnDetails"], top["OwnType"], top["OwnMessage"], top["OwnStack"]
+    )
+    if _v(outer_msg) is None and isinstance(_v(top["OwnResult"]), str):
+        outer_msg = top["OwnResult"]
     current_id, current, depth = iid, top, 0
     while (
-        _v(current.Kind) == "suborchestration"
-        and _v(current.TargetInstanceId) in rec.index
+        _v(current["Kind"]) == "suborchestration"
+        and _v(current["TargetInstanceId"]) in rec
         and depth < _MAX_DEPTH
     ):
-        current_id = current.TargetInstanceId
-        current = rec.loc[current_id]
+        current_id = current["TargetInstanceId"]
+        current = rec[current_id]
         depth += 1
-    if _v(current.Kind) is not None:
+    if _v(current["Kind"]) is not None:
         etype, emsg, stack = _error(
-            current.FailureDetails,
-            current.FailureType,
-            current.FailureMessage,
-            current.FailureStackTrace,
+            current["FailureDetails"],
+            current["FailureType"],
+            current["FailureMessage"],
+            current["FailureStackTrace"],
         )
-        root_kind, root_name = current.Kind, current.CallName
+        root_kind, root_name = current["Kind"], current["CallName"]
     else:
         etype, emsg, stack = _error(
-            current.OwnDetails, current.OwnType, current.OwnMessage, current.OwnStack
+            current["OwnDetails"], current["OwnType"], current["OwnMessage"], current["OwnStack"]
         )
-        if emsg is None and isinstance(_v(current.OwnResult), str):
-            emsg = current.OwnResult
+        if emsg is None and isinstance(_v(current["OwnResult"]), str):
+            emsg = current["OwnResult"]
         root_kind, root_name = "orchestrator", None
     return [
         *base,
-        _v(first.Kind),
-        _v(first.CallName),
-        _v(first.EventId),
-        _v(first.Attempt),
+        _v(top["Kind"]),
+        _v(top["CallName"]),
+        _v(top["EventId"]),
+        _v(top["Attempt"]),
         depth,
         current_id,
         _v(root_kind),
