@@ -51,6 +51,7 @@ INSTANCE_DTYPES: dict[str, str] = {
     "InputRaw": "string",
     "OutputRaw": "string",
     "CustomStatusRaw": "string",
+    "ScheduledStartTime": UTC_NS,
 }
 
 #: Scheduled events -> call kind.

@@ -38,10 +38,11 @@ def stuck(
     Reasons:
 
     - ``no-progress``: Running or Pending, and nothing happened for longer than ``older_than``
-      (the last progress is the later of ``LastUpdatedTime`` and the instance's last history
-      event, when ``histories`` is given).
-    - ``never-started``: Pending, created longer than ``older_than`` ago, and (``histories``
-      given) its history holds no ExecutionStarted: the start message never got processed.
+      (the last progress is the latest of ``LastUpdatedTime``, the instance's last history
+      event when ``histories`` is given, and ``ScheduledStartTime``).
+    - ``never-started``: Pending, due (created, or scheduled to start) longer than
+      ``older_than`` ago, and (``histories`` given) its history holds no ExecutionStarted: the
+      start message never got processed.
     - ``running-but-completed``: Running/Pending in Instances while the history of its current
       execution already holds ExecutionCompleted (the Instances update was lost). No age limit.
     - ``finished-without-completion``: the reverse: Completed/Failed/Terminated/Canceled in
@@ -66,7 +67,15 @@ def stuck(
     inst = conform(
         instances,
         INSTANCE_DTYPES,
-        ["InstanceId", "Name", "RuntimeStatus", "CreatedTime", "LastUpdatedTime", "ExecutionId"],
+        [
+            "InstanceId",
+            "Name",
+            "RuntimeStatus",
+            "CreatedTime",
+            "LastUpdatedTime",
+            "ExecutionId",
+            "ScheduledStartTime",
+        ],
     )
     inst["RuntimeStatus"] = inst["RuntimeStatus"].astype("string")
     inst["InstanceId"] = inst["InstanceId"].astype("string")
@@ -78,12 +87,14 @@ def stuck(
     for col in ("HasStarted", "HasCompleted", "HasContinued", "HasTerminated"):
         inst[col] = inst[col].eq(True).to_numpy(dtype=bool) if col in inst else False
 
-    progress = inst[["LastUpdatedTime", "LastEventTime"]].max(axis=1)
+    # A scheduled start counts as progress: the instance is not due before it.
+    progress = inst[["LastUpdatedTime", "LastEventTime", "ScheduledStartTime"]].max(axis=1)
     progress = progress.fillna(inst["CreatedTime"])
     inst["Idle"] = now_ts - progress
     status = inst["RuntimeStatus"]
     open_ = status.isin(["Running", "Pending"]).to_numpy(dtype=bool)
-    age = (now_ts - inst["CreatedTime"]).to_numpy()
+    due = inst[["CreatedTime", "ScheduledStartTime"]].max(axis=1)
+    age = (now_ts - due).to_numpy()
     rows = inst["HasRows"].to_numpy()
 
     checks = {

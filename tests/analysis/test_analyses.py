@@ -160,6 +160,9 @@ def test_stuck_reasons():
         instance("never", "Completed", 0, completed=1),  # no rows in histories: not compared
         instance("suspended", "Suspended", 0),
     )
+    scheduled = instance("scheduled", "Pending", 0)
+    scheduled["ScheduledStartTime"] = t(6000)  # a scheduled start: not due an hour ago
+    inst = pd.concat([inst, instances(scheduled)], ignore_index=True)
     hist = histories(done, busy, lost)
     s = da.stuck(inst, hist, older_than="1h", now=t(7200))
     got = sorted(zip(s["InstanceId"], s["Reason"].astype(str), strict=True))
