@@ -77,6 +77,8 @@ def _write(frame: pd.DataFrame, file: Path) -> None:
         if not isinstance(name, str):
             raise TypeError(f"snapshot columns must be strings, got {name!r}")
         spec: dict[str, Any] = {"name": name, "dtype": str(s.dtype)}
+        if isinstance(s.dtype, pd.StringDtype) and spec["dtype"] == "string":
+            spec["storage"] = s.dtype.storage  # "python" or "pyarrow"
         if isinstance(s.dtype, pd.CategoricalDtype):
             spec["categories"] = [_jsonable(c) for c in s.dtype.categories]
             spec["ordered"] = bool(s.dtype.ordered)
@@ -93,7 +95,12 @@ def _write(frame: pd.DataFrame, file: Path) -> None:
             data[name] = pa.Array.from_pandas(s)
         columns.append(spec)
     table = pa.table(data) if data else pa.table({})
-    meta = {"format": _FORMAT, "columns": columns, "rows": len(frame)}
+    meta = {
+        "format": _FORMAT,
+        "columns": columns,
+        "rows": len(frame),
+        "columns_dtype": str(frame.columns.dtype),
+    }
     table = table.replace_schema_metadata({_META_KEY: json.dumps(meta).encode()})
     pq.write_table(table, file)
 
@@ -115,10 +122,13 @@ def _read(file: Path) -> pd.DataFrame:
             dtype = pd.CategoricalDtype(spec["categories"], ordered=spec["ordered"])
             out[name] = pd.Series(col.to_pylist(), dtype=object).astype(dtype)
         else:
-            out[name] = col.to_pandas().astype(spec["dtype"])
+            dtype = pd.StringDtype(spec["storage"]) if "storage" in spec else spec["dtype"]
+            out[name] = col.to_pandas().astype(dtype)
     frame = pd.DataFrame(out)
     if not meta["columns"]:
         frame = pd.DataFrame(index=pd.RangeIndex(meta["rows"]))
+    if "columns_dtype" in meta:  # object vs str column labels (pandas 3 infers str)
+        frame.columns = pd.Index(list(frame.columns), dtype=meta["columns_dtype"])
     return frame
 
 

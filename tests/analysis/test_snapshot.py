@@ -19,6 +19,8 @@ def test_round_trip_preserves_values_and_dtypes(tmp_path):
     )
     inst["Output"] = pd.Series([{"k": {"n": 1}}, "plain text", 3, None, [1, "two"]], dtype=object)
     hist["Extra"] = pd.Series(range(len(hist)), dtype="Int64")  # an unknown column is kept
+    hist["InstanceId"] = hist["InstanceId"].astype(pd.StringDtype("python"))  # as frames.py
+    hist.columns = pd.Index(list(hist.columns), dtype=object)
     path = save_snapshot(tmp_path / "snap", instances=inst, histories=hist)
     assert path == tmp_path / "snap"
     snap = load_snapshot(path)
