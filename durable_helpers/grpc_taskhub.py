@@ -37,7 +37,8 @@ import pandas as pd
 from google.protobuf import timestamp_pb2
 
 from durable_helpers import frames, schema
-from durable_helpers.protocol_rows import STATUS_FROM_NAME, STATUS_NAMES, event_to_columns
+
+# durable_helpers.protocol_rows (event <-> table columns) is imported where it is used.
 
 log = logging.getLogger(__name__)
 UTC = timezone.utc  # noqa: UP017
@@ -184,6 +185,8 @@ class GrpcTaskHub:
         Example:
             >>> hub.instances(status="Failed", created_from="2026-01-01")  # doctest: +SKIP
         """
+        from durable_helpers.protocol_rows import STATUS_FROM_NAME
+
         query = pb.InstanceQuery(fetchInputsAndOutputs=fetch_inputs_and_outputs)
         for s in [status] if isinstance(status, str) else list(status or []):
             if s not in STATUS_FROM_NAME:
@@ -321,6 +324,8 @@ def state_to_row(state: pb.OrchestrationState, hub_name: str | None = None) -> d
         >>> state_to_row(pb.OrchestrationState(instanceId="a/b", name="Hello"))["PartitionKey"]
         'a^0b'
     """
+    from durable_helpers.protocol_rows import STATUS_NAMES, failure_to_json
+
     status = STATUS_NAMES.get(state.orchestrationStatus, "Unknown")
     output = _sv(state, "output")
     row: dict[str, Any] = {
@@ -341,8 +346,6 @@ def state_to_row(state: pb.OrchestrationState, hub_name: str | None = None) -> d
         "TaskHubName": hub_name,
     }
     if state.HasField("failureDetails"):
-        from durable_helpers.protocol_rows import failure_to_json
-
         row["FailureDetails"] = json.dumps(
             failure_to_json(state.failureDetails), separators=(",", ":")
         )
@@ -357,6 +360,8 @@ def events_to_rows(instance_id: str, events: Iterable[pb.HistoryEvent]) -> list[
         >>> events_to_rows("i", [ev])[0]["RowKey"]
         '0000000000000000'
     """
+    from durable_helpers.protocol_rows import event_to_columns
+
     events = list(events)
     # The execution of each event: the ExecutionStarted it follows (the first one for rows
     # before any ExecutionStarted, e.g. the episode's OrchestratorStarted).
