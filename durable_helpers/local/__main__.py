@@ -149,6 +149,7 @@ def _up(args: argparse.Namespace) -> int:
     state = stack.up(config)
     for message in state.messages:
         print(message)
+    print("The local task hub is up.")
     print(stack.describe(state, connect=True))
     return 0
 

@@ -36,6 +36,11 @@ def _use_local_task_hub() -> bool:
     return True
 
 
+def pytest_report_header(config: pytest.Config) -> str:
+    backend = "LocalTaskHub on Azurite" if _use_local_task_hub() else "SDK in-memory backend"
+    return f"tests/stack sidecar: {backend} (STACK_TEST_BACKEND=memory forces the latter)"
+
+
 @dataclass
 class Stack:
     sidecar: str

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from stack_helpers import poll_status
+from stack_helpers import poll_status, status_is
 
 UTC = timezone.utc  # noqa: UP017 - datetime.UTC needs Python 3.11
 
@@ -132,7 +132,7 @@ def test_purge_by_filter(stack, http):
 
 def test_purge_of_a_running_instance_is_refused(stack, http):
     body = _start(http, stack, "ApprovalWorkflow", json={"timeout_seconds": 60}).json()
-    poll_status(http, body["statusQueryGetUri"], lambda r: r.status_code == 202)
+    poll_status(http, body["statusQueryGetUri"], status_is("Running"))
     refused = http.delete(body["purgeHistoryDeleteUri"])
     assert refused.status_code == 404
     assert "Running" in refused.json()["message"]

@@ -43,7 +43,7 @@ def test_sample_runs_to_its_documented_result(client, sample):
         client.raise_orchestration_event(
             instance_id, sample["event"]["name"], data=sample["event"]["data"]
         )
-    state = client.wait_for_orchestration_completion(instance_id, timeout=60)
+    state = client.wait_for_orchestration_completion(instance_id, timeout=30)
     assert state is not None
     assert state.runtime_status.name == sample["status"].upper()
     if sample["status"] == "Completed":
