@@ -86,7 +86,12 @@ _GRPC_TO_HTTP = {
 
 
 class ApiError(Exception):
-    """An HTTP error with a JSON body ``{"error": reason, "message": message}``."""
+    """An HTTP error with a JSON body ``{"error": reason, "message": message}``.
+
+    Example:
+        >>> ApiError(404, "No instance with id 'x'.").status
+        404
+    """
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -265,7 +270,7 @@ async def _existing(request: web.Request, instance_id: str, payloads: bool = Fal
 
 
 # ------------------------------------------------------------------------------------ handlers
-async def get_status(request: web.Request) -> web.Response:
+async def _get_status(request: web.Request) -> web.Response:
     """GET /instances/{id}: the instance's status JSON."""
     _check_hub(request)
     instance_id = request.match_info["instanceId"]
@@ -290,7 +295,7 @@ async def get_status(request: web.Request) -> web.Response:
     return _json(payload, 200)
 
 
-async def list_instances(request: web.Request) -> web.Response:
+async def _list_instances(request: web.Request) -> web.Response:
     """GET /instances: statuses matching the filters, one page at a time."""
     _check_hub(request)
     show_input = _bool(request, "showInput", False)
@@ -321,7 +326,7 @@ async def list_instances(request: web.Request) -> web.Response:
     return _json(items, 200, headers)
 
 
-async def raise_event(request: web.Request) -> web.Response:
+async def _raise_event(request: web.Request) -> web.Response:
     """POST /instances/{id}/raiseEvent/{eventName}: deliver an event (body = JSON data)."""
     _check_hub(request)
     instance_id = request.match_info["instanceId"]
@@ -348,7 +353,7 @@ def _reason(request: web.Request) -> wrappers_pb2.StringValue | None:
     return wrappers_pb2.StringValue(value=reason) if reason is not None else None
 
 
-async def terminate(request: web.Request) -> web.Response:
+async def _terminate(request: web.Request) -> web.Response:
     """POST /instances/{id}/terminate?reason=: terminate a running instance."""
     _check_hub(request)
     instance_id = request.match_info["instanceId"]
@@ -363,7 +368,7 @@ async def terminate(request: web.Request) -> web.Response:
     return _accepted()
 
 
-async def suspend(request: web.Request) -> web.Response:
+async def _suspend(request: web.Request) -> web.Response:
     """POST /instances/{id}/suspend?reason=: suspend a running instance."""
     _check_hub(request)
     instance_id = request.match_info["instanceId"]
@@ -378,7 +383,7 @@ async def suspend(request: web.Request) -> web.Response:
     return _accepted()
 
 
-async def resume(request: web.Request) -> web.Response:
+async def _resume(request: web.Request) -> web.Response:
     """POST /instances/{id}/resume?reason=: resume a suspended instance (no-op when running)."""
     _check_hub(request)
     instance_id = request.match_info["instanceId"]
@@ -397,7 +402,7 @@ async def resume(request: web.Request) -> web.Response:
     return _accepted()
 
 
-async def rewind(request: web.Request) -> web.Response:
+async def _rewind(request: web.Request) -> web.Response:
     """POST /instances/{id}/rewind?reason=: replay a failed instance from its last good state."""
     _check_hub(request)
     instance_id = request.match_info["instanceId"]
@@ -415,7 +420,7 @@ async def rewind(request: web.Request) -> web.Response:
     return _accepted()
 
 
-async def restart(request: web.Request) -> web.Response:
+async def _restart(request: web.Request) -> web.Response:
     """POST /instances/{id}/restart: start a finished instance again (same input)."""
     _check_hub(request)
     instance_id = request.match_info["instanceId"]
@@ -435,7 +440,7 @@ async def restart(request: web.Request) -> web.Response:
     return _check_status_response(request, response.instanceId or instance_id)
 
 
-async def purge_instance(request: web.Request) -> web.Response:
+async def _purge_instance(request: web.Request) -> web.Response:
     """DELETE /instances/{id}: delete a finished instance's state and history."""
     _check_hub(request)
     instance_id = request.match_info["instanceId"]
@@ -454,7 +459,7 @@ async def purge_instance(request: web.Request) -> web.Response:
     return _json({"instancesDeleted": response.deletedInstanceCount})
 
 
-async def purge_instances(request: web.Request) -> web.Response:
+async def _purge_instances(request: web.Request) -> web.Response:
     """DELETE /instances?createdTimeFrom=...: purge every finished instance matching filters."""
     _check_hub(request)
     created_from = _timestamp(request, "createdTimeFrom")
@@ -478,7 +483,7 @@ async def purge_instances(request: web.Request) -> web.Response:
     return _json({"instancesDeleted": response.deletedInstanceCount})
 
 
-async def start_orchestration(request: web.Request) -> web.Response:
+async def _start_orchestration(request: web.Request) -> web.Response:
     """POST /orchestrators/{name}[/{instanceId}]: start it; the body (JSON) is the input."""
     _check_hub(request)
     name = request.match_info["functionName"]
@@ -579,16 +584,16 @@ def create_app(
     for base in (WEBHOOK_PATH, LEGACY_WEBHOOK_PATH):
         add = app.router
         instance = f"{base}/instances/{{instanceId}}"
-        add.add_get(f"{base}/instances", list_instances, allow_head=False)
-        add.add_delete(f"{base}/instances", purge_instances)
-        add.add_get(instance, get_status, allow_head=False)
-        add.add_delete(instance, purge_instance)
-        add.add_post(f"{instance}/raiseEvent/{{eventName}}", raise_event)
-        add.add_post(f"{instance}/terminate", terminate)
-        add.add_post(f"{instance}/suspend", suspend)
-        add.add_post(f"{instance}/resume", resume)
-        add.add_post(f"{instance}/rewind", rewind)
-        add.add_post(f"{instance}/restart", restart)
-        add.add_post(f"{base}/orchestrators/{{functionName}}", start_orchestration)
-        add.add_post(f"{base}/orchestrators/{{functionName}}/{{instanceId}}", start_orchestration)
+        add.add_get(f"{base}/instances", _list_instances, allow_head=False)
+        add.add_delete(f"{base}/instances", _purge_instances)
+        add.add_get(instance, _get_status, allow_head=False)
+        add.add_delete(instance, _purge_instance)
+        add.add_post(f"{instance}/raiseEvent/{{eventName}}", _raise_event)
+        add.add_post(f"{instance}/terminate", _terminate)
+        add.add_post(f"{instance}/suspend", _suspend)
+        add.add_post(f"{instance}/resume", _resume)
+        add.add_post(f"{instance}/rewind", _rewind)
+        add.add_post(f"{instance}/restart", _restart)
+        add.add_post(f"{base}/orchestrators/{{functionName}}", _start_orchestration)
+        add.add_post(f"{base}/orchestrators/{{functionName}}/{{instanceId}}", _start_orchestration)
     return app

@@ -125,17 +125,31 @@ def _as_dict(value: Any) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------- activities
 def Hello(ctx: task.ActivityContext, city: str) -> str:
-    """Activity: ``"Tokyo"`` -> ``"Hello Tokyo!"``."""
+    """Activity: ``"Tokyo"`` -> ``"Hello Tokyo!"``.
+
+    Example:
+        >>> Hello(None, "Tokyo")
+        'Hello Tokyo!'
+    """
     return f"Hello {city}!"
 
 
 def Square(ctx: task.ActivityContext, number: float) -> float:
-    """Activity: ``n`` -> ``n * n``."""
+    """Activity: ``n`` -> ``n * n``.
+
+    Example:
+        >>> Square(None, 3)
+        9
+    """
     return number * number
 
 
 def FlakyActivity(ctx: task.ActivityContext, data: Any) -> dict[str, int]:
-    """Activity: fails its first ``failures`` attempts for this orchestration, then succeeds."""
+    """Activity: fails its first ``failures`` attempts for this orchestration, then succeeds.
+
+    Example:
+        >>> client.schedule_new_orchestration("RetryFlaky", input={"failures": 2})  # doctest: +SKIP
+    """
     failures = int(_as_dict(data).get("failures", 2))
     attempt = next_attempt(f"flaky/{ctx.orchestration_id}/{ctx.task_id}")
     if attempt <= failures:
@@ -144,7 +158,11 @@ def FlakyActivity(ctx: task.ActivityContext, data: Any) -> dict[str, int]:
 
 
 def ChargeCard(ctx: task.ActivityContext, data: Any) -> str:
-    """Activity: declines the card for the first ``failures`` attempts of this orchestration."""
+    """Activity: declines the card for the first ``failures`` attempts of this orchestration.
+
+    Example:
+        >>> client.schedule_new_orchestration("FailingOrchestration")  # doctest: +SKIP
+    """
     options = _as_dict(data)
     failures = int(options.get("failures", 1))
     order = options.get("order", 42)
@@ -157,7 +175,12 @@ def ChargeCard(ctx: task.ActivityContext, data: Any) -> str:
 
 
 def CheckStatus(ctx: task.ActivityContext, iteration: int) -> str:
-    """Activity: ``n`` -> ``"check n"``."""
+    """Activity: ``n`` -> ``"check n"``.
+
+    Example:
+        >>> CheckStatus(None, 2)
+        'check 2'
+    """
     return f"check {iteration}"
 
 
@@ -166,7 +189,11 @@ Gen = Generator[task.Task[Any], Any, Any]
 
 
 def HelloSequence(ctx: task.OrchestrationContext, cities: Any) -> Gen:
-    """The seed's chain: ``Hello`` for each city, in order."""
+    """The seed's chain: ``Hello`` for each city, in order.
+
+    Example:
+        >>> client.schedule_new_orchestration("HelloSequence", input=["Tokyo"])  # doctest: +SKIP
+    """
     results = []
     for city in cities if isinstance(cities, list) and cities else DEFAULT_CITIES:
         results.append((yield ctx.call_activity(Hello, input=city)))
@@ -174,14 +201,23 @@ def HelloSequence(ctx: task.OrchestrationContext, cities: Any) -> Gen:
 
 
 def FanOutFanIn(ctx: task.OrchestrationContext, numbers: Any) -> Gen:
-    """``Square`` for every number in parallel, then the total."""
+    """``Square`` for every number in parallel, then the total.
+
+    Example:
+        >>> client.schedule_new_orchestration("FanOutFanIn", input=[1, 2, 3])  # doctest: +SKIP
+    """
     items = numbers if isinstance(numbers, list) and numbers else [1, 2, 3, 4, 5]
     squares = yield task.when_all([ctx.call_activity(Square, input=n) for n in items])
     return {"squares": squares, "total": sum(squares)}
 
 
 def ApprovalWorkflow(ctx: task.OrchestrationContext, options: Any) -> Gen:
-    """Waits for an ``Approval`` event or a timeout (``timeout_seconds``, default 300)."""
+    """Waits for an ``Approval`` event or a timeout (``timeout_seconds``, default 300).
+
+    Example:
+        >>> options = {"timeout_seconds": 60}
+        >>> client.schedule_new_orchestration("ApprovalWorkflow", input=options)  # doctest: +SKIP
+    """
     timeout = float(_as_dict(options).get("timeout_seconds", 300))
     ctx.set_custom_status("WaitingForApproval")
     approval = ctx.wait_for_external_event("Approval")
@@ -198,7 +234,11 @@ def ApprovalWorkflow(ctx: task.OrchestrationContext, options: Any) -> Gen:
 
 
 def RetryFlaky(ctx: task.OrchestrationContext, options: Any) -> Gen:
-    """Calls ``FlakyActivity`` with a retry policy; completes once an attempt succeeds."""
+    """Calls ``FlakyActivity`` with a retry policy; completes once an attempt succeeds.
+
+    Example:
+        >>> client.schedule_new_orchestration("RetryFlaky", input={"failures": 2})  # doctest: +SKIP
+    """
     opts = _as_dict(options)
     policy = task.RetryPolicy(
         first_retry_interval=timedelta(seconds=float(opts.get("retry_seconds", 1))),
@@ -210,7 +250,11 @@ def RetryFlaky(ctx: task.OrchestrationContext, options: Any) -> Gen:
 
 
 def FailingOrchestration(ctx: task.OrchestrationContext, options: Any) -> Gen:
-    """Greets Tokyo, then ``ChargeCard`` fails (no retry): the orchestration fails."""
+    """Greets Tokyo, then ``ChargeCard`` fails (no retry): the orchestration fails.
+
+    Example:
+        >>> client.schedule_new_orchestration("FailingOrchestration", input=None)  # doctest: +SKIP
+    """
     greeting = yield ctx.call_activity(Hello, input="Tokyo")
     opts = _as_dict(options)
     data = {"failures": int(opts.get("failures", 1)), "order": opts.get("order", 42)}
@@ -219,7 +263,11 @@ def FailingOrchestration(ctx: task.OrchestrationContext, options: Any) -> Gen:
 
 
 def ParentOrchestration(ctx: task.OrchestrationContext, cities: Any) -> Gen:
-    """One ``HelloSequence`` sub-orchestration per city, in parallel; the greetings in order."""
+    """One ``HelloSequence`` sub-orchestration per city, in parallel; the greetings in order.
+
+    Example:
+        >>> client.schedule_new_orchestration("ParentOrchestration")  # doctest: +SKIP
+    """
     items = cities if isinstance(cities, list) and cities else DEFAULT_CITIES
     children = [ctx.call_sub_orchestrator(HelloSequence, input=[city]) for city in items]
     results = yield task.when_all(children)
@@ -227,7 +275,12 @@ def ParentOrchestration(ctx: task.OrchestrationContext, cities: Any) -> Gen:
 
 
 def EternalMonitor(ctx: task.OrchestrationContext, state: Any) -> Gen:
-    """Checks, sleeps ``interval_seconds``, and continues as new until ``max_iterations``."""
+    """Checks, sleeps ``interval_seconds``, and continues as new until ``max_iterations``.
+
+    Example:
+        >>> options = {"max_iterations": 3}
+        >>> client.schedule_new_orchestration("EternalMonitor", input=options)  # doctest: +SKIP
+    """
     opts = _as_dict(state)
     iteration = int(opts.get("iteration", 0)) + 1
     maximum = int(opts.get("max_iterations", 3))
@@ -242,7 +295,11 @@ def EternalMonitor(ctx: task.OrchestrationContext, state: Any) -> Gen:
 
 
 def TimerDemo(ctx: task.OrchestrationContext, options: Any) -> Gen:
-    """Sleeps on a durable timer for ``seconds`` (default 2)."""
+    """Sleeps on a durable timer for ``seconds`` (default 2).
+
+    Example:
+        >>> client.schedule_new_orchestration("TimerDemo", input={"seconds": 2})  # doctest: +SKIP
+    """
     seconds = float(_as_dict(options).get("seconds", 2))
     yield ctx.create_timer(ctx.current_utc_datetime + timedelta(seconds=seconds))
     return {"waited_seconds": seconds if seconds % 1 else int(seconds)}

@@ -39,7 +39,12 @@ BACKENDS = ("taskhub", "memory")
 
 
 class StackError(RuntimeError):
-    """The stack could not be started or stopped; the message says why and what to do."""
+    """The stack could not be started or stopped; the message says why and what to do.
+
+    Example:
+        >>> str(StackError("Port 7071 is taken"))
+        'Port 7071 is taken'
+    """
 
 
 @dataclass
@@ -86,7 +91,12 @@ class StackConfig:
 
 @dataclass
 class Service:
-    """One background process of the stack (``owned`` False: found running, not ours)."""
+    """One background process of the stack (``owned`` False: found running, not ours).
+
+    Example:
+        >>> Service("worker", None, "samples", "/tmp/worker.log").running()
+        False
+    """
 
     name: str
     pid: int | None
@@ -102,7 +112,12 @@ class Service:
 
 @dataclass
 class StackState:
-    """What ``up`` started: the config and the services, as stored in ``stack.json``."""
+    """What ``up`` started: the config and the services, as stored in ``stack.json``.
+
+    Example:
+        >>> StackState(StackConfig(data_dir=Path("/tmp/hub"))).path
+        PosixPath('/tmp/hub/stack.json')
+    """
 
     config: StackConfig
     services: dict[str, Service] = field(default_factory=dict)
@@ -271,7 +286,12 @@ def http_answers(url: str, timeout: float = 2.0) -> bool:
 
 
 def grpc_port_answers(address: str, timeout: float = 2.0) -> bool:
-    """True when an HTTP/2 (gRPC) server accepts a channel at ``address``."""
+    """True when an HTTP/2 (gRPC) server accepts a channel at ``address``.
+
+    Example:
+        >>> grpc_port_answers("127.0.0.1:1", timeout=0.2)
+        False
+    """
     import grpc
 
     with grpc.insecure_channel(address) as channel:
