@@ -12,7 +12,7 @@ activity          behaviour
 ValidateOrder     fast (5-20 ms)
 ReserveStock      one call per order line, in parallel (fan-out); 20-80 ms; about 3% of orders
                   fail with ``OutOfStockError``
-ChargePayment     the slow one: 100-400 ms, about 5% take 1-1.5 s; about 12% of orders hit a
+ChargePayment     the slow one: 200-600 ms, about 5% take 1.5-2.5 s; about 12% of orders hit a
                   transient ``ConnectionError`` and are retried (retry policy: 3 attempts, 0.5 s
                   apart); about 3% fail all three attempts; about 4% are declined
                   (``ValueError: Card declined``), which is not retried
@@ -95,9 +95,9 @@ def ChargePayment(ctx: task.ActivityContext, order: dict[str, Any]) -> str:
         attempt = _attempts[order["id"]]
     rng = random.Random(f"{order['id']}-{attempt}")
     if order.get("slow"):
-        _sleep_ms(1000, 1500, rng)
+        _sleep_ms(1500, 2500, rng)
     else:
-        _sleep_ms(100, 400, rng)
+        _sleep_ms(200, 600, rng)
     if attempt <= order.get("transient_failures", 0):
         raise ConnectionError(
             f"Payment gateway timed out for order {order['id']} (attempt {attempt})"
@@ -175,6 +175,8 @@ def make_orders(count: int, seed: int = 7, *, stuck: int = 4) -> list[dict[str, 
 class OrderWorkload:
     """Run the order workload against the sidecar at ``sidecar`` (see the module docstring).
 
+    ``rate`` spreads the starts (orders per second); None starts them all at once.
+
     Example:
         >>> OrderWorkload("127.0.0.1:4001", orders=3).prefix.startswith("order-")
         True
@@ -184,6 +186,7 @@ class OrderWorkload:
     orders: int = 300
     seed: int = 7
     stuck: int = 4
+    rate: float | None = None
     prefix: str = field(default_factory=lambda: f"order-{uuid.uuid4().hex[:6]}-")
     instance_ids: list[str] = field(default_factory=list)
     _worker: TaskHubGrpcWorker | None = field(default=None, repr=False)
@@ -215,7 +218,10 @@ class OrderWorkload:
         self.start_worker()
         orders = make_orders(self.orders, self.seed, stuck=self.stuck)
         bar = tqdm(orders, desc="starting orders", disable=not progress, unit="order")
-        for order in bar:
+        began = time.monotonic()
+        for number, order in enumerate(bar):
+            if self.rate:  # arrive over time, like real traffic, instead of all at once
+                time.sleep(max(0.0, began + number / self.rate - time.monotonic()))
             instance_id = f"{self.prefix}{order['id']}"
             self.client.schedule_new_orchestration(
                 ProcessOrder, input=order, instance_id=instance_id
