@@ -24,6 +24,18 @@ def SlowHello(ctx, name: str) -> str:
     return f"Hello {name}!"
 
 
+def SleepyHello(ctx, name: str) -> str:
+    time.sleep(0.4)
+    return f"Hello {name}!"
+
+
+def SleepySequence(ctx: task.OrchestrationContext, _):
+    results = []
+    for city in ("Tokyo", "Seattle", "London"):
+        results.append((yield ctx.call_activity(SleepyHello, input=city)))
+    return results
+
+
 def HelloSequence(ctx: task.OrchestrationContext, _):
     results = []
     for city in ("Tokyo", "Seattle", "London"):
@@ -195,6 +207,7 @@ def echo_via_activity(ctx: task.OrchestrationContext, value):
 ORCHESTRATORS = [
     HelloSequence,
     SlowSequence,
+    SleepySequence,
     fan_out,
     failing_activity,
     retry_activity,
@@ -217,7 +230,7 @@ ORCHESTRATORS = [
     echo,
     echo_via_activity,
 ]
-ACTIVITIES = [Hello, SlowHello, double, boom, flaky, flaky_once, echo_activity]
+ACTIVITIES = [Hello, SlowHello, SleepyHello, double, boom, flaky, flaky_once, echo_activity]
 
 
 def register(worker: TaskHubGrpcWorker) -> TaskHubGrpcWorker:
