@@ -46,8 +46,8 @@ def test_a_worker_in_a_notebook_gets_its_own_orchestrations(local_stack: LocalSt
         worker.stop()
     failures = [s.failure_details.message for s in states if s.failure_details]
     assert not failures, (
-        "Another worker took work items it cannot run: "
-        f"{failures[0]}. The sample worker must declare what it handles: "
+        f"Another worker took work items it cannot run ({failures[0]!r}). "
+        "The sample worker must declare what it handles: "
         "durable_helpers.local.samples.build_worker should call worker.use_work_item_filters()."
     )
     assert [s.serialized_output for s in states] == [f'"{n}"' for n in range(5)]
