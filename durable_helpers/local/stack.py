@@ -24,6 +24,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -315,7 +316,10 @@ def _check_port(config: StackConfig, port: int, what: str, option: str) -> None:
         )
 
 
-def _start_azurite(config: StackConfig, state: StackState) -> None:
+Waiter = Callable[[], None]
+
+
+def _start_azurite(config: StackConfig, state: StackState) -> Waiter:
     log = config.data_dir / "logs" / "azurite.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     azurite = Azurite(
@@ -340,9 +344,10 @@ def _start_azurite(config: StackConfig, state: StackState) -> None:
         state.services["azurite"] = Service(
             "azurite", azurite.pid, endpoint, str(log), marker="azurite"
         )
+    return lambda: None  # Azurite.start() already waited until it answers
 
 
-def _start_sidecar(config: StackConfig, state: StackState) -> None:
+def _start_sidecar(config: StackConfig, state: StackState) -> Waiter:
     _check_port(config, config.sidecar_port, "Durable Task sidecar", "--sidecar-port")
     address = f"{config.host}:{config.sidecar_port}"
     args = [
@@ -361,10 +366,10 @@ def _start_sidecar(config: StackConfig, state: StackState) -> None:
     state.services["sidecar"] = Service(
         "sidecar", process.pid, address, str(log), marker="durable_helpers.local serve"
     )
-    _wait("sidecar", process, log, lambda: sidecar_answers(address), config.timeout)
+    return lambda: _wait("sidecar", process, log, lambda: sidecar_answers(address), config.timeout)
 
 
-def _start_gateway(config: StackConfig, state: StackState) -> None:
+def _start_gateway(config: StackConfig, state: StackState) -> Waiter:
     _check_port(config, config.startnew_port, "StartNew gRPC channel", "--startnew-port")
     _check_port(config, config.http_port, "HTTP management API", "--http-port")
     args = [
@@ -385,7 +390,7 @@ def _start_gateway(config: StackConfig, state: StackState) -> None:
     state.services["gateway"] = Service(
         "gateway", process.pid, endpoint, str(log), marker="durable_helpers.local gateway"
     )
-    _wait(
+    return lambda: _wait(
         "gateway",
         process,
         log,
@@ -397,7 +402,7 @@ def _start_gateway(config: StackConfig, state: StackState) -> None:
     )
 
 
-def _start_worker(config: StackConfig, state: StackState) -> None:
+def _start_worker(config: StackConfig, state: StackState) -> Waiter:
     ready = config.data_dir / "run" / "worker.ready"
     ready.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(FileNotFoundError):
@@ -415,7 +420,7 @@ def _start_worker(config: StackConfig, state: StackState) -> None:
     state.services["worker"] = Service(
         "worker", process.pid, "samples", str(log), marker="durable_helpers.local worker"
     )
-    _wait("sample worker", process, log, ready.exists, config.timeout)
+    return lambda: _wait("sample worker", process, log, ready.exists, config.timeout)
 
 
 _STARTERS = {
@@ -526,15 +531,20 @@ def _up(config: StackConfig) -> StackState:
                 if not service.owned:
                     state.services[name] = service
     _preflight(config, state)
+    # Azurite first (it is waited for at once); the others start together and are waited for
+    # in order: the worker and the gateway find the sidecar by themselves once it answers.
     started: list[str] = []
     try:
+        waiters: list[Waiter] = []
         for name in wanted_services(config):
             service = state.services.get(name)
             if service is not None and (service.running() or not service.owned):
                 continue
-            _STARTERS[name](config, state)
+            waiters.append(_STARTERS[name](config, state))
             started.append(name)
             state.save()
+        for wait in waiters:
+            wait()
     except BaseException:
         for name in reversed(started):
             service = state.services.pop(name, None)
