@@ -138,3 +138,35 @@ def test_worker_loss_redelivers_in_flight_work(connection_string, hub_name, tmp_
             if worker is not None:
                 worker.stop()
             client.close()
+
+
+def test_journal_rotation_and_restart_keep_pending_work(connection_string, hub_name, monkeypatch):
+    from durable_helpers.local.sidecar import store
+
+    monkeypatch.setattr(store, "ROTATE_AFTER_APPENDS", 5)
+    with LocalTaskHub(connection=connection_string, hub=hub_name, port=0) as hub:
+        worker = register(TaskHubGrpcWorker(host_address=hub.address))
+        worker.start()
+        client = TaskHubGrpcClient(host_address=hub.address)
+        try:
+            client.schedule_new_orchestration(o.waiter, instance_id="waiting")
+            client.wait_for_orchestration_start("waiting", timeout=10)
+            ids = [client.schedule_new_orchestration(o.HelloSequence) for _ in range(5)]
+            for instance_id in ids:
+                assert client.wait_for_orchestration_completion(instance_id, timeout=30)
+            assert hub.engine.store.journal._segment > 2  # rotated (compacted) several times
+        finally:
+            client.close()
+            worker.stop()
+    with LocalTaskHub(connection=connection_string, hub=hub_name, port=0) as hub:
+        worker = register(TaskHubGrpcWorker(host_address=hub.address))
+        worker.start()
+        client = TaskHubGrpcClient(host_address=hub.address)
+        try:
+            client.raise_orchestration_event("waiting", "go", data="after restart")
+            state = client.wait_for_orchestration_completion("waiting", timeout=30)
+            assert state.serialized_output == '"after restart"'
+            assert len(hub.engine.store.journal.segments()) == 1
+        finally:
+            client.close()
+            worker.stop()

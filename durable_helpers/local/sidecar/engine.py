@@ -106,12 +106,15 @@ class OMsg:
     instance_id: str
     event: pb.HistoryEvent
     visible_at: float = 0.0
+    start: bool = False  # a client's StartInstance (see Engine._load)
     seq: int = field(default_factory=lambda: next(_seq))
 
     def record(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id, "i": self.instance_id, "e": _b64(self.event)}
         if self.visible_at:
             out["v"] = self.visible_at
+        if self.start:
+            out["s"] = 1
         return out
 
     @property
@@ -250,7 +253,9 @@ class Engine:
                         m["id"], pb.ActivityRequest.FromString(base64.b64decode(m["a"]))
                     )
                 else:
-                    omsgs[m["id"]] = OMsg(m["id"], m["i"], _event(m["e"]), m.get("v", 0.0))
+                    omsgs[m["id"]] = OMsg(
+                        m["id"], m["i"], _event(m["e"]), m.get("v", 0.0), bool(m.get("s"))
+                    )
             for ack in record.get("a", ()):
                 omsgs.pop(ack, None)
                 amsgs.pop(ack, None)
@@ -396,6 +401,18 @@ class Engine:
             inst.loading = False
             inst.loaded = True
             inst.unknown = row is None
+            # A client start whose Instances row never got written (or was written by another
+            # start) was never acknowledged: its ExecutionStarted is dropped.
+            unacked = [
+                m
+                for m in inst.inbox
+                if m.start
+                and m.kind == "executionStarted"
+                and (row is None or row.get("ExecutionId") != _exec_of(m))
+            ]
+            if unacked:
+                inst.inbox = [m for m in inst.inbox if m not in unacked]
+                self._drop(unacked, "start never acknowledged")
             if row is not None:
                 self._fill_from_row(inst, row)
                 history = [columns_to_event(r) for r in rows]
@@ -1370,6 +1387,10 @@ class Engine:
         instance_id = req.instanceId or uuid.uuid4().hex
         if not instance_id or len(instance_id) > 256:
             raise EngineError("INVALID_ARGUMENT", "An instance id must have 1 to 256 characters.")
+        with self.lock:
+            known = instance_id in self.active
+        if not known and self._start_new(req, instance_id):
+            return instance_id
         existing = self.instance_state(instance_id)
         generation = 0
         if existing is not None:
@@ -1381,46 +1402,7 @@ class Engine:
                     f"({STATUS_NAMES.get(existing.status)}); pass a reuse policy to replace it.",
                 )
             generation = existing.generation + 1
-        now = self._now()
-        start_at = (
-            req.scheduledStartTimestamp.ToDatetime(tzinfo=UTC)
-            if req.HasField("scheduledStartTimestamp")
-            else None
-        )
-        exec_id = self._new_id()
-        version = req.version.value if req.HasField("version") else None
-        started = pb.HistoryEvent(
-            eventId=-1,
-            timestamp=ts(now),
-            executionStarted=pb.ExecutionStartedEvent(
-                name=req.name,
-                version=sv(version),
-                input=req.input if req.HasField("input") else None,
-                orchestrationInstance=pb.OrchestrationInstance(
-                    instanceId=instance_id, executionId=sv(exec_id)
-                ),
-                scheduledStartTimestamp=req.scheduledStartTimestamp if start_at else None,
-                tags=req.tags,
-                parentTraceContext=req.parentTraceContext
-                if req.HasField("parentTraceContext")
-                else None,
-            ),
-        )
-        visible = start_at.timestamp() if start_at and start_at.timestamp() > time.time() else 0.0
-        msg = OMsg(self._new_id(), instance_id, started, visible_at=visible)
-        st = _NewState(
-            name=req.name,
-            version=version,
-            input=req.input.value if req.HasField("input") else None,
-            status=pb.ORCHESTRATION_STATUS_PENDING,
-            execution_id=exec_id,
-            created=now,
-            last_updated=now,
-            generation=generation,
-            tags=dict(req.tags),
-            scheduled_start=start_at,
-        )
-        row, blobs = self._instance_row(instance_id, st, {})
+        msg, st, row, blobs = self._start_parts(req, instance_id, generation)
         self.store.upload_blobs(blobs)
         ops = [{"t": "i", "pk": row["PartitionKey"], "e": wire(row)}]
         journal = self.store.journal
@@ -1448,6 +1430,72 @@ class Engine:
             journal.done()
         log.info("started %s %r", req.name, instance_id)
         return instance_id
+
+    def _start_new(self, req: pb.CreateInstanceRequest, instance_id: str) -> bool:
+        """Fast path: journal the start, then insert the Pending row (fails if it exists)."""
+        msg, st, row, blobs = self._start_parts(req, instance_id, 0)
+        self.store.upload_blobs(blobs)
+        op = {"t": "i", "pk": row["PartitionKey"], "e": wire(row), "ins": 1}
+        journal = self.store.journal
+        journal.begin()
+        try:
+            journal.append({"m": [msg.record()], "ops": [op]})
+            created = self.store.insert_instance_row(op["e"])
+            if not created:
+                journal.append({"a": [msg.id]}, wait=False)  # cancel: the id is taken
+                return False
+            with self.lock:
+                inst = Inst(instance_id)
+                st.store_into(inst)
+                self.active[instance_id] = inst
+                self._deliver(msg)
+        finally:
+            journal.done()
+        log.debug("started %s %r", req.name, instance_id)
+        return True
+
+    def _start_parts(self, req: pb.CreateInstanceRequest, instance_id: str, generation: int):
+        now = self._now()
+        start_at = (
+            req.scheduledStartTimestamp.ToDatetime(tzinfo=UTC)
+            if req.HasField("scheduledStartTimestamp")
+            else None
+        )
+        exec_id = self._new_id()
+        version = req.version.value if req.HasField("version") else None
+        started = pb.HistoryEvent(
+            eventId=-1,
+            timestamp=ts(now),
+            executionStarted=pb.ExecutionStartedEvent(
+                name=req.name,
+                version=sv(version),
+                input=req.input if req.HasField("input") else None,
+                orchestrationInstance=pb.OrchestrationInstance(
+                    instanceId=instance_id, executionId=sv(exec_id)
+                ),
+                scheduledStartTimestamp=req.scheduledStartTimestamp if start_at else None,
+                tags=req.tags,
+                parentTraceContext=req.parentTraceContext
+                if req.HasField("parentTraceContext")
+                else None,
+            ),
+        )
+        visible = start_at.timestamp() if start_at and start_at.timestamp() > time.time() else 0.0
+        msg = OMsg(self._new_id(), instance_id, started, visible_at=visible, start=True)
+        st = _NewState(
+            name=req.name,
+            version=version,
+            input=req.input.value if req.HasField("input") else None,
+            status=pb.ORCHESTRATION_STATUS_PENDING,
+            execution_id=exec_id,
+            created=now,
+            last_updated=now,
+            generation=generation,
+            tags=dict(req.tags),
+            scheduled_start=start_at,
+        )
+        row, blobs = self._instance_row(instance_id, st, {})
+        return msg, st, row, blobs
 
     def send_event(
         self, instance_id: str, event: pb.HistoryEvent, *, must_exist: bool = True
@@ -1707,6 +1755,10 @@ class _Snapshot:
             parentInstanceId=sv(self.parent_id),
             tags=self.tags,
         )
+
+
+def _exec_of(msg: OMsg) -> str:
+    return msg.event.executionStarted.orchestrationInstance.executionId.value
 
 
 def _open_children(history: list[pb.HistoryEvent]) -> list[str]:

@@ -387,6 +387,19 @@ class RestStorage:
         raw = f"/{table}(PartitionKey='{pk}',RowKey='{rk}')"
         self.request("table", "MERGE" if merge else "PUT", raw, headers=self._JSON, body=body)
 
+    def insert_entity(self, table: str, entity: Mapping[str, Any]) -> bool:
+        """Insert one entity; False (and no change) when it already exists."""
+        body = json.dumps(entity_to_wire(entity)).encode()
+        status, _, _ = self.request(
+            "table",
+            "POST",
+            f"/{table}",
+            headers={**self._JSON, "Prefer": "return-no-content"},
+            body=body,
+            ok=(201, 204, 409),
+        )
+        return status != 409
+
     def get_entity(self, table: str, pk: str, rk: str) -> dict[str, Any] | None:
         """One entity, or None when it does not exist."""
         raw = f"/{table}(PartitionKey='{_esc(pk)}',RowKey='{_esc(rk)}')"

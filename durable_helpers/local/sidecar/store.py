@@ -37,8 +37,11 @@ log = logging.getLogger("durable_helpers.local.sidecar")
 #: Largest append-blob block (Azure and Azurite: 4 MiB); records above it go to their own blob.
 MAX_BLOCK = 4 * 1024 * 1024 - 1024
 #: Rotate the journal after this many appends (an append blob takes at most 50,000 blocks).
-ROTATE_AFTER_APPENDS = 20_000
+ROTATE_AFTER_APPENDS = 5_000
 ROTATE_AFTER_BYTES = 256 * 1024 * 1024
+#: Group commit: when fewer records than this are waiting, linger this long for more.
+GROUP_COMMIT_MIN = 4
+GROUP_COMMIT_LINGER = 0.002
 
 
 def journal_container(hub: str) -> str:
@@ -191,6 +194,8 @@ class Journal:
                     self._cv.wait()
                 if not self._queue and self._stop:
                     return
+                if len(self._queue) < GROUP_COMMIT_MIN and not self._stop:
+                    self._cv.wait(GROUP_COMMIT_LINGER)  # let concurrent commits join this append
                 batch: list[tuple[bytes, _Waiter | None]] = []
                 size = 0
                 while self._queue and (not batch or size + len(self._queue[0][0]) <= MAX_BLOCK):
@@ -282,10 +287,16 @@ class Store:
             if kind == "h":
                 for batch in op["batches"]:
                     self.rest.table_batch(self.names.history_table, [("upsert", e) for e in batch])
+            elif kind == "i" and op.get("ins"):
+                self.insert_instance_row(op["e"])
             elif kind == "i":
                 self.rest.upsert_entity(self.names.instances_table, op["e"])
             elif kind == "purge":
                 self.purge_partition(op["pk"])
+
+    def insert_instance_row(self, entity: Mapping[str, Any]) -> bool:
+        """Insert an Instances row; False when the instance already exists."""
+        return self.rest.insert_entity(self.names.instances_table, entity)
 
     def purge_partition(self, pk: str) -> None:
         """Delete an instance's History rows, Instances row and large-payload blobs."""
