@@ -195,3 +195,22 @@ def test_sidecar_down_is_503(stack):
     status, body = asyncio.run(go())
     assert status in (503, 504)
     assert "sidecar" in body["message"]
+
+
+@pytest.mark.parametrize("instance_id", ["odd id", "slash/inside", "ünïcode", "parent:0001"])
+def test_instance_ids_with_special_characters_round_trip(stack, http, instance_id):
+    from urllib.parse import quote
+
+    unique = f"{instance_id}-{uuid.uuid4().hex[:6]}"
+    started = _start(http, stack, instance_id=quote(unique, safe=""), json=["Rome"])
+    assert started.status_code == 202
+    assert started.json()["id"] == unique
+    done = poll_status(http, started.json()["statusQueryGetUri"])
+    assert done.json()["instanceId"] == unique
+    assert done.json()["output"] == ["Hello Rome!"]
+
+
+def test_too_large_body_is_a_clean_413(stack, http):
+    response = http.post(f"{stack.base}/orchestrators/HelloSequence", content=b"1" * 3_000_000)
+    assert response.status_code == 413
+    assert set(response.json()) == {"error", "message"}
