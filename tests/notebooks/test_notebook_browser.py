@@ -211,3 +211,15 @@ def test_browser_harness_on_a_trivial_notebook(browser_home: Path) -> None:
     last_output, _ = run_all_in_jupyterlab(source, dict(os.environ), browser_home, timeout_s=60)
     assert "answer 42" in last_output
     assert str(Path(sys.executable).parent) in last_output.replace("\n", "")
+
+
+def test_missing_chromium_skips_locally_but_fails_on_ci(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(sys.modules[__name__], "CHROMIUM", tmp_path / "no-chromium")
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="apt-get install chromium"):
+        _need_chromium()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI is set"):
+        _need_chromium()
