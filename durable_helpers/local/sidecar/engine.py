@@ -26,7 +26,7 @@ import logging
 import threading
 import time
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -232,6 +232,8 @@ class Engine:
         self._token_ids = itertools.count(1)
         self._boot = uuid.uuid4().hex[:8]
         self.stopping = False
+        # Recently finished instances: their late messages and activities are dropped at once.
+        self.finished: OrderedDict[str, None] = OrderedDict()
         self._loader = ThreadPoolExecutor(max_workers=4, thread_name_prefix="loader")
         self._timer_thread = threading.Thread(target=self._timer_loop, name="timers", daemon=True)
         self._last_ts = 0.0
@@ -325,6 +327,12 @@ class Engine:
             self.ready.append(inst.instance_id)
             self.cv.notify_all()
 
+    def _finished(self, instance_id: str) -> None:
+        self.finished[instance_id] = None
+        self.finished.move_to_end(instance_id)
+        while len(self.finished) > 10_000:
+            self.finished.popitem(last=False)
+
     def _mark_ready_locked(self, inst: Inst) -> None:
         with self.lock:
             self._mark_ready(inst)
@@ -336,6 +344,13 @@ class Engine:
             self.cv.notify_all()
             return
         inst = self.active.get(msg.instance_id)
+        if (
+            inst is None
+            and msg.instance_id in self.finished
+            and msg.kind not in ("executionStarted", "executionRewound")
+        ):
+            self._drop([msg], f"{msg.instance_id!r} has finished")
+            return
         if inst is None:
             inst = Inst(msg.instance_id, loaded=False)
             self.active[msg.instance_id] = inst
@@ -554,8 +569,11 @@ class Engine:
                 ):
                     skipped_a.append(aid)
                     continue
-                owner = self.active.get(amsg.request.orchestrationInstance.instanceId)
-                if owner is not None and owner.loaded and owner.terminal:
+                owner_id = amsg.request.orchestrationInstance.instanceId
+                owner = self.active.get(owner_id)
+                if (owner is None and owner_id in self.finished) or (
+                    owner is not None and owner.loaded and owner.terminal
+                ):
                     del self.activities[aid]
                     self._drop([amsg], "activity of a finished instance")
                     continue
@@ -1241,6 +1259,7 @@ class Engine:
             inst.history.extend(plan.history_events)
         st.store_into(inst)
         for child_id, child_state in plan.children:
+            self.finished.pop(child_id, None)
             child = self.active.get(child_id)
             if child is None or child.terminal or not child.loaded:
                 child = Inst(child_id)
@@ -1257,6 +1276,7 @@ class Engine:
             inst.history = []
         if inst.terminal:
             inst.history = []  # finished: history lives in the table only
+            self._finished(inst.instance_id)
             if not inst.inbox:
                 self.active.pop(inst.instance_id, None)
         elif inst.inbox or inst.kick:
@@ -1421,6 +1441,7 @@ class Engine:
             )
             self._materialize(ops)
             with self.lock:
+                self.finished.pop(instance_id, None)
                 inst = Inst(instance_id)
                 st.store_into(inst)
                 self.active[instance_id] = inst
@@ -1445,6 +1466,7 @@ class Engine:
                 journal.append({"a": [msg.id]}, wait=False)  # cancel: the id is taken
                 return False
             with self.lock:
+                self.finished.pop(instance_id, None)
                 inst = Inst(instance_id)
                 st.store_into(inst)
                 self.active[instance_id] = inst
@@ -1539,6 +1561,7 @@ class Engine:
             inst.loaded = False  # reload the full history (the tables keep finished ones)
             inst.loading = True
             inst.rewinding = True  # keeps it in memory, and holds dispatch until the event is in
+            self.finished.pop(instance_id, None)
         try:
             self._load(instance_id)
         except Exception:
