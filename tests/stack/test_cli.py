@@ -198,3 +198,49 @@ def test_samples_command_lists_the_table():
     result = _cli("samples")
     assert result.returncode == 0
     assert "HelloSequence" in result.stdout and "ApprovalWorkflow" in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _has_local_task_hub(), reason="durable_helpers.local.serve is not there")
+def test_state_survives_down_and_up_with_azurite_on_disk(tmp_path):
+    data_dir = tmp_path / "hub"
+    sidecar, startnew, http, *azurite = free_ports(6)
+    args = ["--data-dir", str(data_dir), "--sidecar-port", str(sidecar),
+            "--startnew-port", str(startnew), "--http-port", str(http),
+            "--azurite-ports", ",".join(map(str, azurite))]  # fmt: skip
+    base = f"http://127.0.0.1:{http}/runtime/webhooks/durabletask"
+
+    def wait(url: str, predicate, timeout: float = 30) -> httpx.Response:
+        deadline = time.monotonic() + timeout
+        while not predicate(response := httpx.get(url, timeout=10)):
+            assert time.monotonic() < deadline, response.text
+            time.sleep(0.2)
+        return response
+
+    assert (first := _cli("up", *args)).returncode == 0, first.stderr
+    try:
+        hello = httpx.post(f"{base}/orchestrators/HelloSequence", timeout=10).json()
+        wait(hello["statusQueryGetUri"], lambda r: r.status_code == 200)
+        approval = httpx.post(
+            f"{base}/orchestrators/ApprovalWorkflow", json={"timeout_seconds": 600}, timeout=10
+        ).json()
+        wait(
+            approval["statusQueryGetUri"],
+            lambda r: r.status_code == 202 and r.json()["runtimeStatus"] == "Running",
+        )
+        pids = _pids(data_dir)
+        assert _cli("down", "--data-dir", str(data_dir)).returncode == 0
+        assert _wait_dead(pids) == []
+
+        assert (second := _cli("up", *args)).returncode == 0, second.stderr
+        done = httpx.get(hello["statusQueryGetUri"], timeout=10)
+        assert done.status_code == 200
+        assert done.json()["output"] == ["Hello Tokyo!", "Hello Seattle!", "Hello London!"]
+        running = httpx.get(approval["statusQueryGetUri"], timeout=10)
+        assert running.status_code == 202 and running.json()["runtimeStatus"] == "Running"
+        event_url = approval["sendEventPostUri"].replace("{eventName}", "Approval")
+        assert httpx.post(event_url, json={"approved": True}, timeout=10).status_code == 202
+        finished = wait(approval["statusQueryGetUri"], lambda r: r.status_code == 200)
+        assert finished.json()["output"]["outcome"] == "Approved"
+    finally:
+        _cli("down", "--data-dir", str(data_dir))
