@@ -85,9 +85,10 @@ def _run(address: str, n: int) -> float:
         worker.stop()
 
 
-def _peak_rss_mb(pid: int) -> float:
+def _memory_mb(pid: int, field: str = "VmHWM") -> float:
+    """VmHWM (peak resident) or VmRSS of a process, in MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -141,14 +142,21 @@ def main() -> None:
         if args.memory_n:
             rss = _start_sidecar(port_rss, azurite.connection_string, "BenchMemHub")
             try:
+                idle = _memory_mb(rss.pid, "VmRSS")
                 rate = _run(f"127.0.0.1:{port_rss}", args.memory_n)
-                peak = _peak_rss_mb(rss.pid)
+                peak = _memory_mb(rss.pid, "VmHWM")
+                after = _memory_mb(rss.pid, "VmRSS")
             finally:
                 rss.terminate()
                 rss.wait(30)
             print(
                 f"sidecar peak memory (VmHWM) after {args.memory_n} orchestrations: {peak:.0f} MB "
                 f"(target < 200 MB); {rate:.1f} orch/s in that run"
+            )
+            print(
+                f"  resident right after start: {idle:.0f} MB, after the run: {after:.0f} MB "
+                f"(growth {after - idle:+.0f} MB). Most of the idle figure is the import of the "
+                "durable_helpers package (its __init__ imports pandas/pyarrow)."
             )
 
 
