@@ -412,9 +412,12 @@ def test_unknown_orchestrator_fails_with_a_clear_message(client, iid):
 
 
 def test_non_json_input_is_passed_through(client, sidecar, iid):
+    import durabletask.internal.orchestrator_service_pb2_grpc as stubs
+
     raw = pb.CreateInstanceRequest(instanceId=iid, name="echo")
     raw.input.value = "this is not json"
-    sidecar.engine.start_instance(raw)
+    with grpc.insecure_channel(sidecar.address) as channel:  # the SDK client always sends JSON
+        stubs.TaskHubSidecarServiceStub(channel).StartInstance(raw, timeout=10)
     state = done(client, iid)
     assert state.runtime_status == S.FAILED  # the SDK cannot decode it: a clear failure, no hang
     assert state.failure_details.message
