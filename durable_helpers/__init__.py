@@ -1,16 +1,53 @@
 """durable_helpers: explore Durable Functions task hubs from Python and Jupyter.
 
+The names below are imported on first use, so ``python -m durable_helpers.local serve`` (which
+needs none of pandas) starts small.
+
 Example:
     >>> import durable_helpers
-    >>> durable_helpers.__version__
-    '0.1.0'
+    >>> durable_helpers.TaskHub.__name__
+    'TaskHub'
 """
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from .grpc_taskhub import GrpcTaskHub as GrpcTaskHub
-from .snapshot import Snapshot as Snapshot
-from .snapshot import load_snapshot as load_snapshot
-from .taskhub import HubNotFoundError as HubNotFoundError
-from .taskhub import InstanceNotFoundError as InstanceNotFoundError
-from .taskhub import TaskHub as TaskHub
+_EXPORTS = {
+    "TaskHub": "taskhub",
+    "HubNotFoundError": "taskhub",
+    "InstanceNotFoundError": "taskhub",
+    "GrpcTaskHub": "grpc_taskhub",
+    "Snapshot": "snapshot",
+    "load_snapshot": "snapshot",
+}
+
+__all__ = [
+    "GrpcTaskHub",
+    "HubNotFoundError",
+    "InstanceNotFoundError",
+    "Snapshot",
+    "TaskHub",
+    "__version__",
+    "load_snapshot",
+]
+
+if TYPE_CHECKING:
+    from .grpc_taskhub import GrpcTaskHub
+    from .snapshot import Snapshot, load_snapshot
+    from .taskhub import HubNotFoundError, InstanceNotFoundError, TaskHub
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

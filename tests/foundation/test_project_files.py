@@ -93,3 +93,17 @@ def test_no_generated_stubs_are_committed() -> None:
     ).stdout.split()
     generated = [f for f in tracked if f.endswith(("_pb2.py", "_pb2_grpc.py", "_pb2.pyi"))]
     assert generated == []
+
+
+def test_the_sidecar_starts_without_pandas() -> None:
+    """The package exports load lazily: the local task hub's server needs no pandas/pyarrow."""
+    probe = (
+        "import sys, durable_helpers, durable_helpers.local.serve\n"
+        "heavy = sorted(m for m in ('pandas', 'pyarrow', 'matplotlib') if m in sys.modules)\n"
+        "assert not heavy, heavy\n"
+        "assert durable_helpers.TaskHub.__name__ == 'TaskHub'\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
