@@ -317,8 +317,9 @@ class GrpcTaskHub:
 def state_to_row(state: pb.OrchestrationState, hub_name: str | None = None) -> dict[str, Any]:
     """An OrchestrationState as an Instances table row (the Azure Storage provider's columns).
 
-    Output is what the protocol reports (often nothing for a failed instance); the failure
-    itself goes to an extra ``FailureDetails`` column (JSON), as the local task hub writes it.
+    A failed instance's Output is ``"<ErrorType>: <ErrorMessage>"`` as the provider writes it
+    (the protocol itself reports no output); the failure itself goes to an extra
+    ``FailureDetails`` column (JSON), as the local task hub writes it.
 
     Example:
         >>> state_to_row(pb.OrchestrationState(instanceId="a/b", name="Hello"))["PartitionKey"]
@@ -328,6 +329,9 @@ def state_to_row(state: pb.OrchestrationState, hub_name: str | None = None) -> d
 
     status = STATUS_NAMES.get(state.orchestrationStatus, "Unknown")
     output = _sv(state, "output")
+    if output is None and state.HasField("failureDetails"):
+        failure = state.failureDetails
+        output = schema.failed_output(failure.errorType, failure.errorMessage)
     row: dict[str, Any] = {
         "PartitionKey": schema.escape_partition_key(state.instanceId),
         "RowKey": "",

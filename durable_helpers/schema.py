@@ -548,6 +548,16 @@ def _check_status(status: str) -> str:
     return status
 
 
+def failed_output(error_type: str, error_message: str) -> str:
+    """The Output text of a Failed instance row: DTFx writes ``FailureDetails.ToString()``.
+
+    Example:
+        >>> failed_output("builtins.ValueError", "kaputt")
+        'builtins.ValueError: kaputt'
+    """
+    return f"{error_type}: {error_message}"
+
+
 def instance_entity(instance_id: str, **columns: Any) -> dict[str, Any]:
     """One Instances row (RowKey ``""``), typed like the provider writes it.
 

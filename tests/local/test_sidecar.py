@@ -123,6 +123,13 @@ def test_activity_failure_fails_the_orchestration(client, rest, module_hub_name,
         "InnerFailure",
         "IsNonRetriable",
     }
+    # Like DTFx, the Instances row's Output is "<ErrorType>: <ErrorMessage>" of the failure.
+    inst = rest.get_entity(f"{module_hub_name}Instances", iid, "")
+    assert inst["RuntimeStatus"] == "Failed"
+    expected = f"{state.failure_details.error_type}: {state.failure_details.message}"
+    assert inst["Output"] == expected
+    assert "kaputt" in inst["Output"]
+    assert client.get_orchestration_state(iid).serialized_output is None
 
 
 def test_retry_policy_on_activities(client, iid):

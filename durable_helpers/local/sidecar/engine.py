@@ -450,9 +450,10 @@ class Engine:
         inst.created = row.get("CreatedTime") or now_utc()
         inst.last_updated = row.get("LastUpdatedTime") or inst.created
         inst.completed = row.get("CompletedTime")
-        inst.output = _nullable(row.get("Output"))
-        inst.custom_status = _nullable(row.get("CustomStatus"))
         inst.failure = failure_from_json(row.get("FailureDetails"))
+        # A failed instance's Output is the provider's "<ErrorType>: <ErrorMessage>" text.
+        inst.output = None if inst.failure is not None else _nullable(row.get("Output"))
+        inst.custom_status = _nullable(row.get("CustomStatus"))
         inst.generation = int(row.get("Generation") or 0)
         inst.tags = _json_dict(row.get("Tags"))
         inst.scheduled_start = row.get("ScheduledStartTime")
@@ -1227,7 +1228,9 @@ class Engine:
             Name=st.name,
             Version=st.version or "",
             Input=st.input,
-            Output=st.output,
+            Output=schema.failed_output(st.failure.errorType, st.failure.errorMessage)
+            if st.failure is not None
+            else st.output,
             CustomStatus=st.custom_status if st.custom_status is not None else "null",
             RuntimeStatus=STATUS_NAMES[status],
             CreatedTime=st.created,
