@@ -37,8 +37,13 @@ import pandas as pd
 from google.protobuf import timestamp_pb2
 
 from durable_helpers import frames, schema
-
-# durable_helpers.protocol_rows (event <-> table columns) is imported where it is used.
+from durable_helpers.protocol_rows import (
+    STATUS_FROM_NAME,
+    STATUS_NAMES,
+    event_to_columns,
+    failure_to_json,
+)
+from durable_helpers.protocol_rows import string_value as _sv
 
 log = logging.getLogger(__name__)
 UTC = timezone.utc  # noqa: UP017
@@ -185,7 +190,6 @@ class GrpcTaskHub:
         Example:
             >>> hub.instances(status="Failed", created_from="2026-01-01")  # doctest: +SKIP
         """
-        from durable_helpers.protocol_rows import STATUS_FROM_NAME
 
         query = pb.InstanceQuery(fetchInputsAndOutputs=fetch_inputs_and_outputs)
         for s in [status] if isinstance(status, str) else list(status or []):
@@ -325,8 +329,6 @@ def state_to_row(state: pb.OrchestrationState, hub_name: str | None = None) -> d
         >>> state_to_row(pb.OrchestrationState(instanceId="a/b", name="Hello"))["PartitionKey"]
         'a^0b'
     """
-    from durable_helpers.protocol_rows import STATUS_NAMES, failure_to_json
-
     status = STATUS_NAMES.get(state.orchestrationStatus, "Unknown")
     output = _sv(state, "output")
     if output is None and state.HasField("failureDetails"):
@@ -364,8 +366,6 @@ def events_to_rows(instance_id: str, events: Iterable[pb.HistoryEvent]) -> list[
         >>> events_to_rows("i", [ev])[0]["RowKey"]
         '0000000000000000'
     """
-    from durable_helpers.protocol_rows import event_to_columns
-
     events = list(events)
     # The execution of each event: the ExecutionStarted it follows (the first one for rows
     # before any ExecutionStarted, e.g. the episode's OrchestratorStarted).
@@ -407,10 +407,6 @@ def _select(rows: list[dict[str, Any]], execution: str) -> list[dict[str, Any]]:
         return rows
     wanted = rows[-1]["ExecutionId"] if execution == "current" else execution
     return [r for r in rows if r.get("ExecutionId") == wanted]
-
-
-def _sv(message: Any, field: str) -> str | None:
-    return getattr(message, field).value if message.HasField(field) else None
 
 
 def _dt(message: Any, field: str) -> datetime | None:

@@ -96,9 +96,17 @@ _ONEOF_OF = {v: k for k, v in _TYPE_NAMES.items()}
 # ------------------------------------------------------------------------------------------
 
 
-def _sv(msg: Any, field: str) -> str | None:
-    """The value of a StringValue field, or None when unset."""
-    return getattr(msg, field).value if msg.HasField(field) else None
+def string_value(message: Any, field: str) -> str | None:
+    """The value of an optional ``google.protobuf.StringValue`` field, or None when unset.
+
+    Example:
+        >>> string_value(pb.TaskFailureDetails(), "stackTrace") is None
+        True
+    """
+    return getattr(message, field).value if message.HasField(field) else None
+
+
+_sv = string_value
 
 
 def _is_null(value: Any) -> bool:

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from durable_helpers.schema import RUNTIME_STATUSES
+
 from ._common import HISTORY_DTYPES, INSTANCE_DTYPES, TERMINAL_STATUSES, conform
 
 LATENCY_COLUMNS = [
@@ -162,7 +164,7 @@ def status_over_time(
         steps = events.groupby(["t", "s"])["d"].sum().unstack(fill_value=0)
         full = pd.date_range(steps.index.min(), steps.index.max(), freq=freq, name="Time")
         wide = steps.reindex(full, fill_value=0).cumsum().astype("int64")
-        order = [s for s in _STATUS_ORDER if s in wide.columns]
+        order = [s for s in RUNTIME_STATUSES if s in wide.columns]
         wide = wide[order + [c for c in wide.columns if c not in order]]
         wide.columns.name = "RuntimeStatus"
     if not tidy:
@@ -179,18 +181,6 @@ def status_over_time(
         )
     )
 
-
-_STATUS_ORDER = [
-    "Pending",
-    "Running",
-    "Suspended",
-    "Completed",
-    "Failed",
-    "Terminated",
-    "ContinuedAsNew",
-    "Canceled",
-    "Unknown",
-]
 
 SIZE_COLUMNS = [
     "InstanceId",

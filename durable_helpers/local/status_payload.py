@@ -19,7 +19,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from durabletask.internal import orchestrator_service_pb2 as pb
-from google.protobuf import timestamp_pb2, wrappers_pb2
+from google.protobuf import timestamp_pb2
+
+from durable_helpers.protocol_rows import failure_to_json
+from durable_helpers.protocol_rows import string_value as _sv
 
 #: OrchestrationStatus enum value -> the Durable Functions runtimeStatus name.
 RUNTIME_STATUS_NAMES: dict[int, str] = {
@@ -105,32 +108,6 @@ def parse_json(text: str | None) -> Any:
         return text
 
 
-def _sv(message: Any, field: str) -> str | None:
-    """The value of an optional StringValue field, or None when it is not set."""
-    if not message.HasField(field):
-        return None
-    value: wrappers_pb2.StringValue = getattr(message, field)
-    return value.value
-
-
-def failure_json(details: pb.TaskFailureDetails) -> dict[str, Any]:
-    """TaskFailureDetails -> ``{"ErrorType", "ErrorMessage", "StackTrace", "InnerFailure", ...}``.
-
-    Example:
-        >>> failure_json(pb.TaskFailureDetails(errorType="E", errorMessage="m"))["ErrorMessage"]
-        'm'
-    """
-    return {
-        "ErrorType": details.errorType,
-        "ErrorMessage": details.errorMessage,
-        "StackTrace": _sv(details, "stackTrace"),
-        "InnerFailure": failure_json(details.innerFailure)
-        if details.HasField("innerFailure")
-        else None,
-        "IsNonRetriable": details.isNonRetriable,
-    }
-
-
 def failure_text(details: pb.TaskFailureDetails) -> str:
     """A one-line failure message: the message, plus the innermost error's type and message.
 
@@ -162,6 +139,7 @@ def status_payload(
     the Functions host reports it. ``history`` (from :func:`history_events`) adds historyEvents.
 
     Example:
+        >>> from google.protobuf import wrappers_pb2
         >>> state = pb.OrchestrationState(instanceId="a", name="N", orchestrationStatus=1,
         ...     output=wrappers_pb2.StringValue(value='"done"'))
         >>> status_payload(state)["output"]
@@ -279,13 +257,13 @@ def _add_fields(
         if show_output:
             item["Result"] = parse_json(_sv(body, "result"))
         if body.HasField("failureDetails"):
-            item["FailureDetails"] = failure_json(body.failureDetails)
+            item["FailureDetails"] = failure_to_json(body.failureDetails)
     elif kind in ("taskCompleted", "subOrchestrationInstanceCompleted"):
         if show_output:
             item["Result"] = parse_json(_sv(body, "result"))
     elif kind in ("taskFailed", "subOrchestrationInstanceFailed"):
         item["Reason"] = body.failureDetails.errorMessage
-        item["FailureDetails"] = failure_json(body.failureDetails)
+        item["FailureDetails"] = failure_to_json(body.failureDetails)
     elif kind == "taskScheduled":
         item["Name"] = body.name
         if show_input:
