@@ -389,7 +389,6 @@ class TaskHub:
                     "Partition": partition,
                     "ApproximateMessageCount": props.approximate_message_count,
                     "OldestMessageTime": oldest,
-                    "OldestMessageAge": now - oldest if oldest is not pd.NaT else pd.NaT,
                 }
             )
         frame = pd.DataFrame(
@@ -400,9 +399,11 @@ class TaskHub:
                 "Partition",
                 "ApproximateMessageCount",
                 "OldestMessageTime",
-                "OldestMessageAge",
             ],
         )
+        # All-empty queues give an all-NaT column that pandas reads as naive: make it UTC first.
+        frame["OldestMessageTime"] = pd.to_datetime(frame["OldestMessageTime"], utc=True)
+        frame["OldestMessageAge"] = now - frame["OldestMessageTime"]
         return frame.astype(
             {
                 "Queue": "string",

@@ -100,6 +100,22 @@ def test_queues(hub, account):
             account.queues.delete_queue(queue)
 
 
+def test_queues_all_empty(hub, account):
+    """An idle hub (every queue empty, as the local task hub leaves them) gives a frame."""
+    names = hub.names
+    for queue in [*names.control_queues(4), names.workitems_queue]:
+        account.queues.create_queue(queue)
+    try:
+        df = hub.taskhub().queues()
+        assert len(df) == 5
+        assert df.ApproximateMessageCount.sum() == 0
+        assert str(df.OldestMessageTime.dtype) == "datetime64[ns, UTC]"
+        assert df.OldestMessageTime.isna().all()
+    finally:
+        for queue in [*names.control_queues(4), names.workitems_queue]:
+            account.queues.delete_queue(queue)
+
+
 def test_hubs_lists_table_pairs(hub, account, connection_string):
     from durable_helpers.taskhub import TaskHub
 
