@@ -427,6 +427,9 @@ def build_worker(
 ) -> TaskHubGrpcWorker:
     """A (not yet started) SDK worker connected to ``sidecar`` with every sample registered.
 
+    It asks only for the samples' own work items (work item filters), so orchestrations and
+    activities that other workers register (a notebook's, a test's) are left to them.
+
     Example:
         >>> worker = build_worker("127.0.0.1:4001")
         >>> worker.start()  # doctest: +SKIP
@@ -440,6 +443,7 @@ def build_worker(
         worker.add_orchestrator(orchestrator)
     for activity in ACTIVITIES:
         worker.add_activity(activity)
+    worker.use_work_item_filters()
     return worker
 
 
