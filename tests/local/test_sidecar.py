@@ -6,7 +6,9 @@ One module-scoped sidecar and worker serve every test (see conftest.py); one tes
 from __future__ import annotations
 
 import json
+import logging
 import time
+import uuid
 from datetime import datetime, timedelta, timezone
 
 import durabletask.internal.orchestrator_service_pb2 as pb
@@ -14,8 +16,11 @@ import grpc
 import local_orchestrations as o
 import pytest
 from durabletask.client import OrchestrationQuery, OrchestrationStatus, TaskHubGrpcClient
+from durabletask.worker import TaskHubGrpcWorker
+from local_orchestrations import register
 
 from durable_helpers import schema
+from durable_helpers.local.sidecar import LocalTaskHub
 
 UTC = timezone.utc  # noqa: UP017
 S = OrchestrationStatus
@@ -416,6 +421,30 @@ def test_unknown_orchestrator_fails_with_a_clear_message(client, iid):
     assert state.runtime_status == S.FAILED
     assert "NoSuchOrchestrator" in state.failure_details.message
     assert "not registered" in state.failure_details.message
+
+
+def test_unknown_orchestrator_with_filtered_workers_says_why_it_waits(
+    connection_string, caplog, iid
+):
+    # With only filtered workers (like the demo's sample worker) nobody is offered the work:
+    # the instance stays Pending, as in Durable Functions, and the sidecar log says why.
+    hub = "F" + uuid.uuid4().hex[:10]
+    with LocalTaskHub(connection=connection_string, hub=hub, port=0) as sidecar:
+        w = register(TaskHubGrpcWorker(host_address=sidecar.address))
+        w.use_work_item_filters()
+        w.start()
+        c = TaskHubGrpcClient(host_address=sidecar.address)
+        try:
+            with caplog.at_level(logging.WARNING, logger="durable_helpers.local.sidecar"):
+                c.schedule_new_orchestration("NoSuchOrchestrator", instance_id=iid)
+                deadline = time.monotonic() + 10
+                while "NoSuchOrchestrator" not in caplog.text and time.monotonic() < deadline:
+                    time.sleep(0.1)
+            assert "No connected worker handles orchestrator 'NoSuchOrchestrator'" in caplog.text
+            assert c.get_orchestration_state(iid).runtime_status == S.PENDING
+        finally:
+            c.close()
+            w.stop()
 
 
 def test_non_json_input_is_passed_through(client, sidecar, iid):

@@ -228,6 +228,7 @@ class Engine:
         self.timers: list[tuple[float, int, OMsg]] = []
         self.tokens: dict[str, tuple[str, str, Stream]] = {}  # token -> (kind, key, stream)
         self.streams: dict[int, Stream] = {}
+        self._unhandled_warned: set[str] = set()
         self._stream_ids = itertools.count(1)
         self._token_ids = itertools.count(1)
         self._boot = uuid.uuid4().hex[:8]
@@ -532,6 +533,23 @@ class Engine:
                 else:
                     stream.act_count -= 1
 
+    def _warn_if_no_worker_handles(self, name: str, version: str | None) -> None:
+        """Say once per name when no connected worker's filters accept an orchestration.
+
+        Such an instance stays Pending (as in Durable Functions) until a worker that registers
+        it connects; without this line nothing would tell why.
+        """
+        if name in self._unhandled_warned:
+            return
+        if any(_matches(name, version, s.orch_filter) for s in self.streams.values()):
+            return
+        self._unhandled_warned.add(name)
+        log.warning(
+            "No connected worker handles orchestrator %r: its instances stay Pending until a "
+            "worker that registers it connects.",
+            name,
+        )
+
     def next_work(self, stream: Stream) -> pb.WorkItem | None:
         """The next work item for ``stream`` (lock held by the caller), or None."""
         if stream.orch_count < stream.max_orch:
@@ -543,10 +561,10 @@ class Engine:
                 inst = self.active.get(iid)
                 if inst is None:
                     continue
-                if inst.loaded and not _matches(
-                    inst.name or self._pending_name(inst), inst.version, stream.orch_filter
-                ):
+                name = inst.name or self._pending_name(inst)
+                if inst.loaded and not _matches(name, inst.version, stream.orch_filter):
                     skipped.append(iid)
+                    self._warn_if_no_worker_handles(name, inst.version)
                     continue
                 item = self._orchestration_item(inst, stream)
                 if item is not None:
