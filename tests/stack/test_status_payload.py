@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import doctest
-
 import grpc
 import pytest
 from durabletask.internal import orchestrator_service_pb2 as pb
 from google.protobuf import timestamp_pb2, wrappers_pb2
 
 from durable_helpers.local import (
-    management_urls,
-    samples,
     seed_channel,
-    stack,
     status_payload,
 )
 from durable_helpers.local.azurite import free_ports
@@ -219,12 +214,6 @@ def test_runtime_status_names():
     assert parse_runtime_statuses("Running,completed, ContinuedAsNew") == [0, 1, 2]
     with pytest.raises(ValueError, match="Unknown runtimeStatus 'Sleeping'"):
         parse_runtime_statuses("Sleeping")
-
-
-@pytest.mark.parametrize("module", [management_urls, status_payload, samples, stack])
-def test_docstring_examples(module):
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
-    assert result.failed == 0
 
 
 def test_startnew_reports_an_unreachable_sidecar(df):
