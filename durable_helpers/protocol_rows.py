@@ -259,6 +259,17 @@ def _failure_cols(cols: dict[str, Any], fd: pb.TaskFailureDetails | None) -> Non
 # ------------------------------------------------------------------------------------------
 
 
+def _scheduled_cols(cols: dict[str, Any], e: Any) -> None:
+    """Name, Version, Input, Tags and ParentTraceContext: what every started or scheduled
+    event (ExecutionStarted, TaskScheduled, SubOrchestrationInstanceCreated) carries."""
+    cols["Name"] = e.name
+    cols["Version"] = _sv(e, "version") or ""
+    _put(cols, "Input", _sv(e, "input"))
+    _put(cols, "Tags", _compact(dict(e.tags)) if e.tags else None)
+    if e.HasField("parentTraceContext"):
+        cols["ParentTraceContext"] = _compact(_trace_to_json(e.parentTraceContext))
+
+
 def event_to_columns(event: pb.HistoryEvent) -> tuple[str, dict[str, Any]]:
     """The DTFx EventType name and type-specific History columns of one protocol event.
 
@@ -301,17 +312,7 @@ def event_to_columns(event: pb.HistoryEvent) -> tuple[str, dict[str, Any]]:
                     "Version": _sv(p, "version"),
                 }
             )
-        cols["Name"] = e.name
-        cols["Version"] = _sv(e, "version") or ""
-        _put(cols, "Input", _sv(e, "input"))
-        _put(cols, "Tags", _compact(dict(e.tags)) if e.tags else None)
-        _put(
-            cols,
-            "ParentTraceContext",
-            _compact(_trace_to_json(e.parentTraceContext))
-            if e.HasField("parentTraceContext")
-            else None,
-        )
+        _scheduled_cols(cols, e)
         _put(
             cols,
             "ScheduledStartTime",
@@ -328,17 +329,7 @@ def event_to_columns(event: pb.HistoryEvent) -> tuple[str, dict[str, Any]]:
         if e.recurse:
             cols["Recurse"] = True
     elif kind == "taskScheduled":
-        cols["Name"] = e.name
-        cols["Version"] = _sv(e, "version") or ""
-        _put(cols, "Input", _sv(e, "input"))
-        _put(cols, "Tags", _compact(dict(e.tags)) if e.tags else None)
-        _put(
-            cols,
-            "ParentTraceContext",
-            _compact(_trace_to_json(e.parentTraceContext))
-            if e.HasField("parentTraceContext")
-            else None,
-        )
+        _scheduled_cols(cols, e)
     elif kind in ("taskCompleted", "subOrchestrationInstanceCompleted"):
         cols["TaskScheduledId"] = e.taskScheduledId
         _put(cols, "Result", _sv(e, "result"))
@@ -346,18 +337,8 @@ def event_to_columns(event: pb.HistoryEvent) -> tuple[str, dict[str, Any]]:
         cols["TaskScheduledId"] = e.taskScheduledId
         _failure_cols(cols, e.failureDetails if e.HasField("failureDetails") else None)
     elif kind == "subOrchestrationInstanceCreated":
-        cols["Name"] = e.name
-        cols["Version"] = _sv(e, "version") or ""
+        _scheduled_cols(cols, e)
         cols["InstanceId"] = e.instanceId
-        _put(cols, "Input", _sv(e, "input"))
-        _put(cols, "Tags", _compact(dict(e.tags)) if e.tags else None)
-        _put(
-            cols,
-            "ParentTraceContext",
-            _compact(_trace_to_json(e.parentTraceContext))
-            if e.HasField("parentTraceContext")
-            else None,
-        )
     elif kind == "timerCreated":
         cols["FireAt"] = _ts_to_dt(e.fireAt)
     elif kind == "timerFired":
