@@ -29,7 +29,7 @@ import uuid
 from collections import OrderedDict, deque
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any
 
@@ -147,11 +147,10 @@ class Dispatch:
     committing: bool = False
 
 
-@dataclass
-class Inst:
-    """A live (not finished) orchestration instance."""
+@dataclass(kw_only=True)
+class _InstanceState:
+    """What an instance's Instances row says about it, and what a checkpoint changes."""
 
-    instance_id: str
     name: str = ""
     version: str | None = None
     input: str | None = None
@@ -167,6 +166,19 @@ class Inst:
     tags: dict[str, str] = field(default_factory=dict)
     parent: pb.ParentInstanceInfo | None = None
     scheduled_start: datetime | None = None
+    row_blobs: dict[str, str] = field(default_factory=dict)
+    row_sig: str = ""
+
+
+#: The fields a checkpoint plan copies from an instance and back (see _NewState).
+_STATE_FIELDS = tuple(f.name for f in fields(_InstanceState))
+
+
+@dataclass
+class Inst(_InstanceState):
+    """A live (not finished) orchestration instance."""
+
+    instance_id: str
     history: list[pb.HistoryEvent] = field(default_factory=list)
     loaded: bool = True
     loading: bool = False
@@ -175,8 +187,6 @@ class Inst:
     kick: bool = False  # dispatch even without messages (after a rewind)
     unknown: bool = False  # loaded, and no such instance exists in the tables
     rewinding: bool = False  # a rewind was requested and is not yet applied
-    row_blobs: dict[str, str] = field(default_factory=dict)
-    row_sig: str = ""
 
     @property
     def terminal(self) -> bool:
@@ -1657,71 +1667,25 @@ class Engine:
 # ------------------------------------------------------------------------------------------
 
 
-@dataclass
-class _NewState:
-    name: str = ""
-    version: str | None = None
-    input: str | None = None
-    status: int = pb.ORCHESTRATION_STATUS_PENDING
-    execution_id: str = ""
-    created: datetime = field(default_factory=now_utc)
-    last_updated: datetime = field(default_factory=now_utc)
-    completed: datetime | None = None
-    output: str | None = None
-    custom_status: str | None = None
-    failure: pb.TaskFailureDetails | None = None
-    generation: int = 0
-    tags: dict[str, str] = field(default_factory=dict)
-    parent: pb.ParentInstanceInfo | None = None
-    scheduled_start: datetime | None = None
-    row_blobs: dict[str, str] = field(default_factory=dict)
-    row_sig: str = ""
+@dataclass(kw_only=True)
+class _NewState(_InstanceState):
+    """An instance's state as a checkpoint plan changes it, before it is durable."""
+
     new_execution: bool = False
     continued: bool = False
     kick: bool = False
 
     @classmethod
     def from_inst(cls, inst: Inst) -> _NewState:
-        return cls(
-            name=inst.name,
-            version=inst.version,
-            input=inst.input,
-            status=inst.status,
-            execution_id=inst.execution_id,
-            created=inst.created,
-            last_updated=inst.last_updated,
-            completed=inst.completed,
-            output=inst.output,
-            custom_status=inst.custom_status,
-            failure=inst.failure,
-            generation=inst.generation,
-            tags=dict(inst.tags),
-            parent=inst.parent,
-            scheduled_start=inst.scheduled_start,
-            row_blobs=dict(inst.row_blobs),
-            row_sig=inst.row_sig,
-        )
+        state = cls(**{name: getattr(inst, name) for name in _STATE_FIELDS})
+        state.tags, state.row_blobs = dict(inst.tags), dict(inst.row_blobs)
+        return state
 
     def store_into(self, inst: Inst) -> None:
-        inst.name, inst.version, inst.input = self.name, self.version, self.input
-        inst.status = pb.ORCHESTRATION_STATUS_RUNNING if self.continued else self.status
-        inst.execution_id, inst.created, inst.last_updated = (
-            self.execution_id,
-            self.created,
-            self.last_updated,
-        )
-        inst.completed, inst.output, inst.custom_status = (
-            self.completed,
-            self.output,
-            self.custom_status,
-        )
-        inst.failure, inst.generation, inst.tags = self.failure, self.generation, self.tags
-        inst.parent, inst.scheduled_start, inst.row_blobs = (
-            self.parent,
-            self.scheduled_start,
-            self.row_blobs,
-        )
-        inst.row_sig = self.row_sig
+        for name in _STATE_FIELDS:
+            setattr(inst, name, getattr(self, name))
+        if self.continued:
+            inst.status = pb.ORCHESTRATION_STATUS_RUNNING
         inst.kick = inst.kick or self.kick
 
 
