@@ -33,7 +33,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from durable_helpers import schema
-from durable_helpers.local.azurite import Azurite, free_ports
+from durable_helpers.local.azurite import Azurite
+from durable_helpers.local.ports import free_ports
 from durable_helpers.storage import StorageAccount, azurite_connection_string
 from durable_helpers.taskhub import TaskHub
 

@@ -30,7 +30,8 @@ from durabletask.worker import TaskHubGrpcWorker
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from durable_helpers.local.azurite import Azurite, free_ports  # noqa: E402
+from durable_helpers.local.azurite import Azurite  # noqa: E402
+from durable_helpers.local.ports import free_ports  # noqa: E402
 
 QUIET = logging.getLogger("bench_sidecar.sdk")
 QUIET.setLevel(logging.WARNING)

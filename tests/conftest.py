@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from durable_helpers.local.azurite import Azurite, free_ports
+from durable_helpers.local.azurite import Azurite
+from durable_helpers.local.ports import free_ports
 from durable_helpers.storage import StorageAccount
 
 

@@ -34,25 +34,6 @@ class AzuriteError(RuntimeError):
     """Azurite could not be found, started or reached; the message says what to do."""
 
 
-def free_ports(count: int, host: str = AZURITE_HOST) -> tuple[int, ...]:
-    """Ask the OS for ``count`` distinct free TCP ports on ``host``.
-
-    Example:
-        >>> len(set(free_ports(3)))
-        3
-    """
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind((host, 0))
-            sockets.append(sock)
-        return tuple(sock.getsockname()[1] for sock in sockets)
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 def find_azurite() -> list[str]:
     """The command that runs Azurite: ``$AZURITE_BIN``, the project's node_modules, or PATH.
 

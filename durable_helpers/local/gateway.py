@@ -10,25 +10,22 @@ import asyncio
 import contextlib
 import logging
 import signal
-import socket
 
 from aiohttp import web
 
 from durable_helpers.local.http_api import DEFAULT_HUB, create_app
+from durable_helpers.local.ports import port_taken
 from durable_helpers.local.seed_channel import start_seed_channel
 
 log = logging.getLogger(__name__)
 
 
 def _check_free(host: str, port: int, what: str) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError as error:
-            raise OSError(
-                f"Cannot listen on {host}:{port} for {what}: the port is taken by another "
-                "program. Stop it or choose another port."
-            ) from error
+    if port_taken(host, port):
+        raise OSError(
+            f"Cannot listen on {host}:{port} for {what}: the port is taken by another "
+            "program. Stop it or choose another port."
+        )
 
 
 async def serve_gateway(

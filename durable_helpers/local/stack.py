@@ -18,7 +18,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from durable_helpers.local.azurite import DEFAULT_PORTS, Azurite, AzuriteError
+from durable_helpers.local.ports import port_taken
 from durable_helpers.storage import azurite_connection_string
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -174,15 +174,6 @@ def _alive(pid: int, marker: str = "") -> bool:
     return True
 
 
-def _port_taken(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return True
-    return False
-
-
 def _log_tail(path: Path, lines: int = 15) -> str:
     with contextlib.suppress(OSError):
         text = path.read_text(errors="replace").splitlines()[-lines:]
@@ -309,7 +300,7 @@ def _http_check_url(config: StackConfig) -> str:
 
 # --------------------------------------------------------------------------------- operations
 def _check_port(config: StackConfig, port: int, what: str, option: str) -> None:
-    if _port_taken(config.host, port):
+    if port_taken(config.host, port):
         raise StackError(
             f"Port {port} on {config.host} ({what}) is taken by another program. Stop it, or "
             f"choose another port with {option} <port>."

@@ -22,7 +22,7 @@ from durabletask.testing.in_memory_backend import create_test_backend
 from durable_helpers import GrpcTaskHub, InstanceNotFoundError, TaskHub, frames
 from durable_helpers import analysis as da
 from durable_helpers.local import samples
-from durable_helpers.local.azurite import free_ports
+from durable_helpers.local.ports import free_ports
 
 TIMEOUT = 30
 

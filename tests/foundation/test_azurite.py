@@ -7,7 +7,8 @@ import os
 import pytest
 from azure.data.tables import TableServiceClient
 
-from durable_helpers.local.azurite import Azurite, AzuriteError, free_ports
+from durable_helpers.local.azurite import Azurite, AzuriteError
+from durable_helpers.local.ports import free_ports
 
 
 def test_table_round_trip(azurite: Azurite, hub_name: str) -> None:
@@ -68,7 +69,8 @@ def test_emulator_tied_to_a_killed_parent_goes_away(tmp_path) -> None:
 
     script = (
         "import sys, time\n"
-        "from durable_helpers.local.azurite import Azurite, free_ports\n"
+        "from durable_helpers.local.azurite import Azurite\n"
+        "from durable_helpers.local.ports import free_ports\n"
         "a = Azurite(ports=free_ports(3), in_memory=True, stop_with_parent=True).start()\n"
         "print(a.pid, flush=True)\n"
         "time.sleep(60)\n"

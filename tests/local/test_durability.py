@@ -17,7 +17,7 @@ from durabletask.worker import TaskHubGrpcWorker
 from local_orchestrations import register
 
 from durable_helpers import schema
-from durable_helpers.local.azurite import free_ports
+from durable_helpers.local.ports import free_ports
 from durable_helpers.local.sidecar import LocalTaskHub
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,7 +14,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from durable_helpers.local.azurite import free_ports
+from durable_helpers.local.ports import free_ports
 from durable_helpers.notebook_env import Endpoints, endpoints
 from durable_helpers.storage import azurite_connection_string, mask_secrets
 

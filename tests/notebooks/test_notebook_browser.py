@@ -24,7 +24,7 @@ import nbformat
 import pytest
 from nbharness import NOTEBOOKS_DIR, LocalStack
 
-from durable_helpers.local.azurite import free_ports
+from durable_helpers.local.ports import free_ports
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -19,8 +19,8 @@ import httpx
 import pytest
 
 from durable_helpers import stubs
-from durable_helpers.local.azurite import free_ports
 from durable_helpers.local.gateway import serve_gateway
+from durable_helpers.local.ports import free_ports
 from durable_helpers.local.samples import build_worker, wait_for_sidecar
 
 HUB = "StackTestHub"

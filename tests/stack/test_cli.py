@@ -15,7 +15,7 @@ import grpc
 import httpx
 import pytest
 
-from durable_helpers.local.azurite import free_ports
+from durable_helpers.local.ports import free_ports
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -200,6 +200,18 @@ def test_samples_command_lists_the_table():
     assert "HelloSequence" in result.stdout and "ApprovalWorkflow" in result.stdout
 
 
+def _leave_time_wait_on(port: int) -> None:
+    """Serve one connection on ``port`` and close it server side first, as a stopped server does."""
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", port))
+        listener.listen()
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+            served, _ = listener.accept()
+            served.close()
+            assert client.recv(1) == b""  # the server's FIN arrived; its side now waits
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not _has_local_task_hub(), reason="durable_helpers.local.serve is not there")
 def test_state_survives_down_and_up_with_azurite_on_disk(tmp_path):
@@ -231,6 +243,9 @@ def test_state_survives_down_and_up_with_azurite_on_disk(tmp_path):
         pids = _pids(data_dir)
         assert _cli("down", "--data-dir", str(data_dir)).returncode == 0
         assert _wait_dead(pids) == []
+        # A server that just stopped leaves its closed connections in TIME_WAIT for a minute;
+        # make sure of one on the HTTP port: the port is still free to listen on.
+        _leave_time_wait_on(http)
 
         assert (second := _cli("up", *args)).returncode == 0, second.stderr
         done = httpx.get(hello["statusQueryGetUri"], timeout=10)

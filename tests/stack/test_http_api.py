@@ -183,8 +183,8 @@ def test_sidecar_down_is_503(stack):
 
     from aiohttp.test_utils import TestClient, TestServer
 
-    from durable_helpers.local.azurite import free_ports
     from durable_helpers.local.http_api import create_app
+    from durable_helpers.local.ports import free_ports
 
     async def go():
         app = create_app(f"127.0.0.1:{free_ports(1)[0]}", timeout=3)

@@ -11,7 +11,7 @@ from durable_helpers.local import (
     seed_channel,
     status_payload,
 )
-from durable_helpers.local.azurite import free_ports
+from durable_helpers.local.ports import free_ports
 from durable_helpers.local.status_payload import history_events, parse_runtime_statuses
 
 
