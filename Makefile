@@ -8,8 +8,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 JUPYTER_PORT ?= 8888
+# Jupyter refuses to start as root (containers, CI machines) unless told it may.
+JUPYTER_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
+JUPYTER_ARGS ?=
 
-.PHONY: setup demo test up down status lint format stubs bench clean browser
+.PHONY: setup demo lab test up down status lint format stubs bench clean browser
 
 setup: $(VENV)/.installed node_modules/.installed stubs
 
@@ -47,8 +50,10 @@ down:
 status:
 	$(BIN)/python -m durable_helpers.local status
 
-demo: up
-	$(BIN)/jupyter lab --ip 127.0.0.1 --port $(JUPYTER_PORT) --notebook-dir notebooks
+demo: up lab
+
+lab: setup
+	$(BIN)/jupyter lab --ip 127.0.0.1 --port $(JUPYTER_PORT) --notebook-dir notebooks $(JUPYTER_ROOT) $(JUPYTER_ARGS)
 
 test: setup browser
 	$(BIN)/python -m pytest
