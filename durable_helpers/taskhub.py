@@ -9,6 +9,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -124,26 +125,12 @@ class TaskHub:
     def _call(self, operation: Any) -> Any:
         """Run a storage call, turning SDK errors into errors that say what to do."""
         try:
-            return operation()
+            with _storage_errors(self.account):
+                return operation()
         except ResourceNotFoundError as error:
             if "TableNotFound" in _error_code(error) + str(error):
                 raise self._missing_hub() from None
             raise
-        except HttpResponseError as error:
-            if not isinstance(error, ClientAuthenticationError) and error.status_code != 403:
-                raise
-            raise StorageConfigurationError(
-                f"Storage account {self.account} rejected the request "
-                f"({_error_code(error) or error.status_code}: "
-                f"{mask_secrets(str(error).splitlines()[0])}). Check the AccountKey or SAS in the "
-                "connection string, or the credential's role (Storage Table Data Reader)."
-            ) from None
-        except ServiceRequestError as error:
-            raise StorageConfigurationError(
-                f"Cannot reach storage account {self.account}: {mask_secrets(str(error))}. "
-                "Check the endpoints in the connection string; for the local task hub run "
-                "'python -m durable_helpers.local up'."
-            ) from None
 
     def _query(
         self,
@@ -503,13 +490,31 @@ def _error_code(error: Exception) -> str:
     return str(getattr(code, "value", code) or "")
 
 
-def _hubs_of(account: StorageAccount) -> list[str]:
+@contextlib.contextmanager
+def _storage_errors(account: StorageAccount) -> Iterator[None]:
+    """Turn a rejected key/credential or an unreachable endpoint into StorageConfigurationError."""
     try:
-        tables = {t.name for t in account.tables.list_tables()}
+        yield
     except HttpResponseError as error:
+        if not isinstance(error, ClientAuthenticationError) and error.status_code != 403:
+            raise
         raise StorageConfigurationError(
-            f"Cannot list the tables of {account}: {mask_secrets(str(error).splitlines()[0])}"
+            f"Storage account {account} rejected the request "
+            f"({_error_code(error) or error.status_code}: "
+            f"{mask_secrets(str(error).splitlines()[0])}). Check the AccountKey or SAS in the "
+            "connection string, or the credential's role (Storage Table Data Reader)."
         ) from None
+    except ServiceRequestError as error:
+        raise StorageConfigurationError(
+            f"Cannot reach storage account {account}: {mask_secrets(str(error))}. "
+            "Check the endpoints in the connection string; for the local task hub run "
+            "'python -m durable_helpers.local up'."
+        ) from None
+
+
+def _hubs_of(account: StorageAccount) -> list[str]:
+    with _storage_errors(account):
+        tables = {t.name for t in account.tables.list_tables()}
     found = []
     for table in tables:
         if table.endswith("History"):

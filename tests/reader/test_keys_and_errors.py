@@ -134,6 +134,13 @@ def test_repr_and_errors_never_show_the_key(hub, connection_string):
     with pytest.raises(StorageConfigurationError) as info:
         TaskHub(wrong_key, hub=hub.names.hub).history("x")
     assert secret not in str(info.value)
+    # Listing the hubs says the same things (it builds its own clients, default retries: ~5 s).
+    with pytest.raises(StorageConfigurationError, match="rejected the request") as info:
+        TaskHub.hubs(wrong_key)
+    assert secret not in str(info.value)
+    with pytest.raises(StorageConfigurationError, match="Cannot reach") as info:
+        TaskHub.hubs(unreachable)
+    assert secret not in str(info.value)
     with pytest.raises(StorageConfigurationError):
         TaskHub("this is not a connection string", hub="H12")
 
