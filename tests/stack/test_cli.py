@@ -15,6 +15,7 @@ import grpc
 import httpx
 import pytest
 
+from durable_helpers import TaskHub
 from durable_helpers.local.ports import free_ports
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -102,6 +103,9 @@ def test_up_status_down(tmp_path, df, backend):
         assert f"127.0.0.1:{sidecar}" in out and f"127.0.0.1:{startnew}" in out
         assert f"http://127.0.0.1:{http}/runtime/webhooks/durabletask" in out
         assert "'CliHub'" in out and "sidecar.log" in out
+        if backend == "taskhub":  # the printed connection string (Azurite's public one) works
+            printed = out.split('AzureWebJobsStorage="', 1)[1].split('"', 1)[0]
+            assert TaskHub(printed, hub="CliHub").instances().empty
         pids = _pids(data_dir)
         assert len(pids) == (4 if backend == "taskhub" else 3)
 
