@@ -37,6 +37,7 @@ import pandas as pd
 from google.protobuf import timestamp_pb2
 
 from durable_helpers import frames, schema
+from durable_helpers.local.limits import grpc_channel_options
 from durable_helpers.protocol_rows import (
     STATUS_FROM_NAME,
     STATUS_NAMES,
@@ -113,7 +114,7 @@ class GrpcTaskHub:
     def stub(self) -> stubs.TaskHubSidecarServiceStub:
         """The TaskHubSidecarService stub (opens the channel on first use)."""
         if self._stub is None:
-            options = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+            options = grpc_channel_options()
             if self._secure:
                 creds = self._credentials or grpc.ssl_channel_credentials()
                 self._channel = grpc.secure_channel(self.address, creds, options=options)

@@ -47,6 +47,7 @@ from durabletask.internal import orchestrator_service_pb2 as pb
 from durabletask.internal import orchestrator_service_pb2_grpc as stubs
 from google.protobuf import timestamp_pb2, wrappers_pb2
 
+from durable_helpers.local.limits import MAX_REQUEST_BYTES, grpc_channel_options
 from durable_helpers.local.management_urls import (
     DEFAULT_CONNECTION_NAME,
     WEBHOOK_PATH,
@@ -105,7 +106,8 @@ class _Sidecar:
     def __init__(self, address: str, timeout: float = CALL_TIMEOUT) -> None:
         self.address = address
         self.timeout = timeout
-        self.channel = grpc.aio.insecure_channel(address)
+        # Status with showInput/showHistory can carry several MiB of payloads.
+        self.channel = grpc.aio.insecure_channel(address, options=grpc_channel_options())
         self.stub = stubs.TaskHubSidecarServiceStub(self.channel)
         self.pending_suspend: set[str] = set()
 
@@ -530,6 +532,9 @@ async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
             404: f"No such route: {request.method} {request.path}. The API lives under "
             f"{WEBHOOK_PATH}/instances and {WEBHOOK_PATH}/orchestrators/{{name}}.",
             405: f"{request.method} is not allowed on {request.path}.",
+            413: f"The request body is larger than {MAX_REQUEST_BYTES // 2**20} MiB, the most a "
+            "worker receives in one message. Store large data elsewhere (a blob, a file) and "
+            "pass its address as the input.",
         }.get(error.status, error.reason)
         return _json(
             {"error": error.reason, "message": message},
@@ -570,7 +575,7 @@ def create_app(
         >>> sorted(r.method for r in app.router.routes())[:2]
         ['DELETE', 'DELETE']
     """
-    app = web.Application(middlewares=[_errors])
+    app = web.Application(middlewares=[_errors], client_max_size=MAX_REQUEST_BYTES)
     app[_CONFIG] = {"hub": hub, "public_origin": public_origin}
 
     async def open_sidecar(app: web.Application) -> None:

@@ -65,7 +65,10 @@ from typing import Any
 
 import grpc
 from durabletask import task
+from durabletask.grpc_options import GrpcChannelOptions
 from durabletask.worker import TaskHubGrpcWorker
+
+from durable_helpers.local.limits import MAX_GRPC_MESSAGE_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -438,7 +441,9 @@ def build_worker(
     global _state_dir
     _state_dir = Path(state_dir) if state_dir else default_state_dir()
     _state_dir.mkdir(parents=True, exist_ok=True)
-    worker = TaskHubGrpcWorker(host_address=sidecar)
+    # Large messages as the sidecar sends them, so the demo copes with multi-MB payloads.
+    options = GrpcChannelOptions(max_receive_message_length=MAX_GRPC_MESSAGE_BYTES)
+    worker = TaskHubGrpcWorker(host_address=sidecar, channel_options=options)
     for orchestrator in ORCHESTRATORS:
         worker.add_orchestrator(orchestrator)
     for activity in ACTIVITIES:

@@ -16,6 +16,7 @@ import grpc
 import local_orchestrations as o
 import pytest
 from durabletask.client import OrchestrationQuery, OrchestrationStatus, TaskHubGrpcClient
+from durabletask.grpc_options import GrpcChannelOptions
 from durabletask.worker import TaskHubGrpcWorker
 from local_orchestrations import register
 
@@ -457,6 +458,42 @@ def test_non_json_input_is_passed_through(client, sidecar, iid):
     state = done(client, iid)
     assert state.runtime_status == S.FAILED  # the SDK cannot decode it: a clear failure, no hang
     assert state.failure_details.message
+
+
+def test_work_item_larger_than_the_worker_accepts_fails_with_what_to_do(connection_string, iid):
+    # echo_via_activity with 2 MB: its second work item carries the input, the activity's input
+    # and its result (~6 MB), more than an SDK worker receives by default (4 MiB). The worker's
+    # stream breaks on it each time; the instance must end Failed and say what to do.
+    payload = "x" * (2 * 1024 * 1024)
+    with LocalTaskHub(connection=connection_string, hub="Big" + iid, port=0) as hub:
+        client = TaskHubGrpcClient(host_address=hub.address)
+        small = register(TaskHubGrpcWorker(host_address=hub.address))
+        small.start()
+        try:
+            client.schedule_new_orchestration(o.echo_via_activity, input=payload, instance_id=iid)
+            state = done(client, iid, 90)
+        finally:
+            small.stop()
+        assert state.runtime_status == S.FAILED
+        assert state.failure_details.error_type == "WorkItemUndeliverable"
+        assert "max_receive_message_length" in state.failure_details.message
+        # What the message says works: a worker (and a client, for the 4 MB state) that accept
+        # larger messages run it.
+        options = GrpcChannelOptions(max_receive_message_length=64 * 1024 * 1024)
+        client.close()
+        client = TaskHubGrpcClient(host_address=hub.address, channel_options=options)
+        large = register(TaskHubGrpcWorker(host_address=hub.address, channel_options=options))
+        large.start()
+        try:
+            client.schedule_new_orchestration(
+                o.echo_via_activity, input=payload, instance_id=iid + "b"
+            )
+            state = done(client, iid + "b", 90)
+        finally:
+            large.stop()
+            client.close()
+        assert state.runtime_status == S.COMPLETED
+        assert json.loads(state.serialized_output) == payload
 
 
 @pytest.mark.parametrize("suffix", ["a/b", "a\\b", "a#b", "a?b", "a^b", "it's", "ctl\x01\x1f\x7f"])

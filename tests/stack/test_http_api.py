@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from stack_helpers import poll_status, status_is
+
+from durable_helpers.local.limits import MAX_REQUEST_BYTES
 
 UTC = timezone.utc  # noqa: UP017 - datetime.UTC needs Python 3.11
 
@@ -211,6 +214,18 @@ def test_instance_ids_with_special_characters_round_trip(stack, http, instance_i
 
 
 def test_too_large_body_is_a_clean_413(stack, http):
-    response = http.post(f"{stack.base}/orchestrators/HelloSequence", content=b"1" * 3_000_000)
+    too_large = json.dumps(["x" * MAX_REQUEST_BYTES])
+    response = http.post(f"{stack.base}/orchestrators/HelloSequence", content=too_large)
     assert response.status_code == 413
     assert set(response.json()) == {"error", "message"}
+    assert "4 MiB" in response.json()["message"] and "address" in response.json()["message"]
+
+
+def test_a_3_mb_input_goes_through_to_the_output_and_back(stack, http):
+    city = "x" * 3_000_000
+    started = _start(http, stack, json=[city])
+    assert started.status_code == 202, started.text
+    done = poll_status(http, started.json()["statusQueryGetUri"], timeout=120)
+    assert done.json()["output"] == [f"Hello {city}!"]
+    shown = http.get(started.json()["statusQueryGetUri"], params={"showInput": "true"})
+    assert shown.json()["input"] == [city]

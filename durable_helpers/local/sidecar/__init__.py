@@ -18,6 +18,7 @@ from concurrent import futures
 import durabletask.internal.orchestrator_service_pb2_grpc as stubs
 import grpc
 
+from durable_helpers.local.limits import MAX_GRPC_MESSAGE_BYTES
 from durable_helpers.local.sidecar.engine import Engine
 from durable_helpers.local.sidecar.rest import RestStorage
 from durable_helpers.local.sidecar.servicer import Servicer
@@ -80,8 +81,8 @@ class LocalTaskHub:
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=self._max_workers, thread_name_prefix="grpc"),
             options=[
-                ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-                ("grpc.max_send_message_length", 64 * 1024 * 1024),
+                ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_GRPC_MESSAGE_BYTES),
                 ("grpc.so_reuseport", 0),
             ],
         )

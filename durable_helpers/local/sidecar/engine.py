@@ -20,6 +20,7 @@ applied twice.
 from __future__ import annotations
 
 import base64
+import contextlib
 import heapq
 import itertools
 import logging
@@ -37,6 +38,7 @@ import durabletask.internal.orchestrator_service_pb2 as pb
 from google.protobuf import timestamp_pb2, wrappers_pb2
 
 from durable_helpers import schema
+from durable_helpers.local.limits import SDK_DEFAULT_RECEIVE_BYTES
 from durable_helpers.local.sidecar.store import Store, wire
 from durable_helpers.protocol_rows import (
     STATUS_FROM_NAME,
@@ -59,6 +61,9 @@ TERMINAL = frozenset(
 )
 #: History entities per entity-group transaction (99 events + the sentinel).
 BATCH_EVENTS = 99
+#: After this many worker streams broke in a row while an orchestrator work item was in flight on
+#: them, the sidecar fails the instance (with the reason) instead of redelivering it for ever.
+LOST_DELIVERIES_LIMIT = 3
 
 
 class EngineError(Exception):
@@ -145,6 +150,7 @@ class Dispatch:
     tokens: set[str] = field(default_factory=set)
     redeliver: bool = False
     committing: bool = False
+    lost: int = 0  # deliveries in a row whose worker stream broke before it completed
 
 
 @dataclass(kw_only=True)
@@ -510,6 +516,10 @@ class Engine:
                         and token in inst.in_flight.tokens
                         and not inst.in_flight.committing
                     ):
+                        inst.in_flight.lost += 1
+                        if inst.in_flight.lost >= LOST_DELIVERIES_LIMIT:
+                            self._loader.submit(self._fail_undeliverable, key, token)
+                            continue
                         inst.in_flight.redeliver = True
                         self._mark_ready(inst)
                         requeued += 1
@@ -521,6 +531,47 @@ class Engine:
                         requeued += 1
             self.cv.notify_all()
         log.info("worker stream %d disconnected; %d work item(s) redelivered", stream.id, requeued)
+
+    def _fail_undeliverable(self, instance_id: str, token: str) -> None:
+        """Fail an instance whose work item broke every worker stream it was sent on.
+
+        A worker drops its stream when a message exceeds what it receives (4 MiB by default in
+        the SDK), so redelivering would loop for ever while the status said Running.
+        """
+        with self.lock:
+            inst = self.active.get(instance_id)
+            d = inst.in_flight if inst else None
+            if d is None or token not in d.tokens:
+                return
+            size = d.request.ByteSize()
+            lost = d.lost
+        message = (
+            f"The sidecar stopped delivering this orchestration's work item ({size / 2**20:.1f} "
+            f"MiB): the worker's connection broke {lost} times in a row while receiving it. "
+        )
+        if size > SDK_DEFAULT_RECEIVE_BYTES:
+            message += (
+                "SDK workers receive at most 4 MiB per message by default: pass "
+                "channel_options=GrpcChannelOptions(max_receive_message_length=...) to "
+                "TaskHubGrpcWorker, or keep inputs and results small (store large data "
+                "elsewhere and pass its address)."
+            )
+        else:
+            message += "The worker's log says why it disconnected."
+        log.error("failing %r: %s", instance_id, message)
+        failed = pb.CompleteOrchestrationAction(
+            orchestrationStatus=pb.ORCHESTRATION_STATUS_FAILED,
+            failureDetails=pb.TaskFailureDetails(
+                errorType="WorkItemUndeliverable", errorMessage=message
+            ),
+        )
+        response = pb.OrchestratorResponse(
+            instanceId=instance_id,
+            completionToken=token,
+            actions=[pb.OrchestratorAction(id=-1, completeOrchestration=failed)],
+        )
+        with contextlib.suppress(Exception):  # a failed checkpoint is redelivered as usual
+            self.complete_orchestration(response)
 
     def _token(self, kind: str, key: str, stream: Stream) -> str:
         token = f"{self._boot}-{next(self._token_ids)}"
