@@ -73,11 +73,10 @@ def latency(
     # Quantiles by sorting durations within groups (linear interpolation, as numpy/pandas).
     has = ~np.isnan(secs)
     gc, gv = codes[has], secs[has]
-    order = np.lexsort((gv, gc))
-    gv = gv[order]
     n_has = np.bincount(gc, minlength=k)
-    start = np.concatenate([[0], np.cumsum(n_has)[:-1]]) if k else n_has
     total = np.bincount(gc, weights=gv, minlength=k)
+    gv = gv[np.lexsort((gv, gc))]  # durations sorted within groups, groups in code order
+    start = np.concatenate([[0], np.cumsum(n_has)[:-1]]) if k else n_has
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = total / n_has
 

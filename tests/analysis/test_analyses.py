@@ -214,6 +214,32 @@ def test_latency_percentiles_and_failure_rate():
     assert len(both) == 3
 
 
+def test_latency_agrees_with_pandas_groupby_on_interleaved_groups():
+    rng = np.random.default_rng(7)
+    n = 500
+    calls = pd.DataFrame(
+        {
+            "Kind": pd.Categorical(["activity"] * n),
+            "Name": pd.array(rng.choice(["x", "y", "z"], n), dtype="string"),
+            "Outcome": pd.Categorical(rng.choice(["completed", "failed", "pending"], n)),
+            "Duration": pd.to_timedelta(rng.exponential(2.0, n), unit="s"),
+        }
+    )
+    calls.loc[calls["Outcome"] == "pending", "Duration"] = pd.NaT
+    lat = da.latency(calls)
+    finished = calls.dropna(subset=["Duration"]).groupby("Name")["Duration"]
+    expected = {
+        "Mean": finished.mean(),
+        "P50": finished.quantile(0.5),
+        "P95": finished.quantile(0.95),
+        "Max": finished.max(),
+    }
+    for column, values in expected.items():
+        for name, value in values.items():
+            got = lat.loc[name, column]
+            assert abs((got - value).total_seconds()) < 1e-6, (column, name, got, value)
+
+
 # -- status over time -------------------------------------------------------------------------
 def test_status_over_time_wide_and_tidy():
     inst = instances(
