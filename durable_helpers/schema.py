@@ -21,6 +21,7 @@ Decode example:
 
 from __future__ import annotations
 
+import copy
 import gzip
 import json
 import re
@@ -258,7 +259,8 @@ def odata_datetime(value: datetime) -> str:
         >>> odata_datetime(datetime(2026, 1, 2, tzinfo=timezone.utc))
         "datetime'2026-01-02T00:00:00.000000Z'"
     """
-    return "datetime'" + to_utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ") + "'"
+    utc = to_utc(value)  # the year is zero-padded by hand: strftime's %Y gives "1" for year 1
+    return f"datetime'{utc.year:04d}-" + utc.strftime("%m-%dT%H:%M:%S.%fZ") + "'"
 
 
 def prefix_range(prefix: str) -> tuple[str, str] | None:
@@ -1199,7 +1201,7 @@ def inline_large_payloads(
                 continue
             data = fetch(value)
             if data is not None:
-                out = out if out is not None else dict(entity)
+                out = out if out is not None else _writable_copy(entity)
                 out[prop] = decompress_payload(data)
     if container:
         for prop in LARGE_PAYLOAD_PROPERTIES:
@@ -1215,11 +1217,16 @@ def inline_large_payloads(
             text = decompress_payload(data)
             if "/message-" in blob and blob.endswith("ExecutionStarted.json.gz"):
                 text = _message_blob_input(text) or text
-            out = out if out is not None else dict(entity)
+            out = out if out is not None else _writable_copy(entity)
             out[prop] = text
     if out is None:
         return entity if isinstance(entity, dict) else dict(entity)
     return out
+
+
+def _writable_copy(entity: Mapping[str, Any]) -> dict[str, Any]:
+    """A shallow copy that keeps a TableEntity's metadata (its table Timestamp lives there)."""
+    return copy.copy(entity) if isinstance(entity, dict) else dict(entity)
 
 
 def has_large_payloads(entity: Mapping[str, Any], container: str | None = None) -> bool:

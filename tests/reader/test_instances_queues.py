@@ -50,6 +50,8 @@ def test_instances_filters(populated):
     window = th.instances(created_from=T + timedelta(minutes=10), created_to="2026-11-26T12:30Z")
     assert ids(window) == ["order-2", "order-3", "ship-1"]
     assert ids(th.instances(created_from="2026-11-26 12:35")) == ["ship-2"]  # naive = UTC
+    everything = th.instances(created_from=datetime.min.replace(tzinfo=schema.UTC))
+    assert len(everything) == len(th.instances())  # year 1 is sent as 0001, not 1
     assert ids(th.instances(instance_id_prefix="order-")) == ["order-1", "order-2", "order-3"]
     assert len(th.instances(limit=2)) == 2
     assert th.instances(name="Nobody").empty

@@ -50,6 +50,7 @@ def test_large_input_and_result_in_blobs(hub):
     done = df[df.EventType == "TaskCompleted"].iloc[0]
     assert done.Result == big_result
     assert done.Duration.total_seconds() == 2
+    assert df.TableTimestamp.notna().all()  # rows copied to inline a blob keep their Timestamp
 
     # The Instances row points at the same blob by URL, as the provider does.
     instance_row = schema.instance_entity(
@@ -66,6 +67,7 @@ def test_large_input_and_result_in_blobs(hub):
     hub.write_instance(entity)
     inst = hub.taskhub().instances()
     assert inst.Input.iloc[0] == big_input
+    assert inst.TableTimestamp.notna().all()
 
 
 def test_instance_only_blob_and_missing_blob(hub):

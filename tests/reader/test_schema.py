@@ -110,6 +110,7 @@ def test_odata_literals():
     assert schema.odata_datetime(datetime(2026, 1, 1, 1, tzinfo=timezone(timedelta(hours=1)))) == (
         "datetime'2026-01-01T00:00:00.000000Z'"
     )
+    assert schema.odata_datetime(datetime(1, 1, 1, tzinfo=schema.UTC)).startswith("datetime'0001-")
     assert schema.prefix_range("a/") == ("a^0", "a^1")
     assert schema.prefix_range("") is None
 
