@@ -44,7 +44,7 @@ def save_snapshot(path: str | Path, *, instances: pd.DataFrame, histories: pd.Da
         >>> save_snapshot("snap", instances=inst, histories=hist)       # doctest: +SKIP
         PosixPath('snap')
     """
-    folder = Path(path)
+    folder = Path(path).expanduser()
     folder.mkdir(parents=True, exist_ok=True)
     _write(instances, folder / INSTANCES_FILE)
     _write(histories, folder / HISTORY_FILE)
@@ -58,7 +58,7 @@ def load_snapshot(path: str | Path) -> Snapshot:
         >>> snap = load_snapshot("snap")                                # doctest: +SKIP
         >>> snap.history.EventType.value_counts()                       # doctest: +SKIP
     """
-    folder = Path(path)
+    folder = Path(path).expanduser()
     missing = [n for n in (INSTANCES_FILE, HISTORY_FILE) if not (folder / n).is_file()]
     if missing:
         raise FileNotFoundError(

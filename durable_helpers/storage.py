@@ -35,6 +35,15 @@ AZURITE_KEY = (
 AZURITE_HOST = "127.0.0.1"
 AZURITE_PORTS = {"blob": 10000, "queue": 10001, "table": 10002}
 
+#: Options for the Azure SDK clients unless the caller passes others: bounded waits and few
+#: retries, so an endpoint that never answers fails within minutes, not the SDK's default of
+#: 300 s per read times 10 retries.
+DEFAULT_CLIENT_OPTIONS: dict[str, Any] = {
+    "connection_timeout": 10,
+    "read_timeout": 60,
+    "retry_total": 3,
+}
+
 _SECRET_PATTERNS = [
     # AccountKey=...; SharedAccessSignature=...; sig=... in SAS query strings
     re.compile(r"(?i)(AccountKey\s*=\s*)([^;\s\"']+)"),
@@ -147,7 +156,7 @@ class StorageAccount:
 
     @classmethod
     def from_connection(
-        cls, connection: str | None = None, *, credential: Any = None
+        cls, connection: str | None = None, *, credential: Any = None, **client_options: Any
     ) -> StorageAccount:
         """Clients from a connection string, an account URL + credential, or the defaults.
 
@@ -155,15 +164,17 @@ class StorageAccount:
         account URL for any one service (``https://acct.table.core.windows.net``; the blob and
         queue URLs are derived from it) used with ``credential`` (for example azure-identity's
         ``DefaultAzureCredential()``), or None (the ``AzureWebJobsStorage`` variable, else
-        the local Azurite).
+        the local Azurite). ``client_options`` go to the Azure SDK clients (``read_timeout``,
+        ``retry_total``, ...) over :data:`DEFAULT_CLIENT_OPTIONS`.
 
         Example:
             >>> StorageAccount.from_connection("UseDevelopmentStorage=true").is_emulator
             True
         """
         value = resolve_connection(connection)
+        options = {**DEFAULT_CLIENT_OPTIONS, **client_options}
         if _is_url(value):
-            return cls._from_url(value, credential)
+            return cls._from_url(value, credential, options)
         parts = parse_connection_string(value)
         name = parts.get("AccountName", "")
         if not name and not any(k.endswith("Endpoint") for k in parts):
@@ -173,9 +184,9 @@ class StorageAccount:
                 "'UseDevelopmentStorage=true' for the local Azurite."
             )
         try:
-            tables = TableServiceClient.from_connection_string(value)
-            blobs = BlobServiceClient.from_connection_string(value)
-            queues = QueueServiceClient.from_connection_string(value)
+            tables = TableServiceClient.from_connection_string(value, **options)
+            blobs = BlobServiceClient.from_connection_string(value, **options)
+            queues = QueueServiceClient.from_connection_string(value, **options)
         except Exception as error:  # the SDK's message may quote the key: never pass it on
             raise StorageConfigurationError(
                 "The storage connection string could not be used "
@@ -193,7 +204,7 @@ class StorageAccount:
         )
 
     @classmethod
-    def _from_url(cls, url: str, credential: Any) -> StorageAccount:
+    def _from_url(cls, url: str, credential: Any, options: dict[str, Any]) -> StorageAccount:
         parsed = urlparse(url)
         host = parsed.hostname or ""
         path_account = parsed.path.strip("/").split("/")[0] if parsed.path.strip("/") else ""
@@ -227,9 +238,9 @@ class StorageAccount:
             )
         return cls(
             name=name,
-            tables=TableServiceClient(endpoint=service_urls["table"], credential=credential),
-            blobs=BlobServiceClient(account_url=service_urls["blob"], credential=credential),
-            queues=QueueServiceClient(account_url=service_urls["queue"], credential=credential),
+            tables=TableServiceClient(service_urls["table"], credential=credential, **options),
+            blobs=BlobServiceClient(service_urls["blob"], credential=credential, **options),
+            queues=QueueServiceClient(service_urls["queue"], credential=credential, **options),
             description=mask_secrets(f"{name} ({service_urls['table']})"),
             is_emulator=name == AZURITE_ACCOUNT,
         )

@@ -24,6 +24,7 @@ from azure.core.exceptions import (
     HttpResponseError,
     ResourceNotFoundError,
     ServiceRequestError,
+    ServiceResponseError,
 )
 
 from durable_helpers import frames, schema
@@ -62,7 +63,8 @@ class TaskHub:
 
     ``connection`` is a connection string, ``UseDevelopmentStorage=true``, or an account URL used
     with ``credential`` (e.g. ``DefaultAzureCredential()``); None means the ``AzureWebJobsStorage``
-    environment variable, else the local Azurite. Nothing is read until a method is called.
+    environment variable, else the local Azurite. ``client_options`` go to the Azure SDK clients
+    (e.g. ``read_timeout=300`` on a slow network). Nothing is read until a method is called.
 
     Example:
         >>> hub = TaskHub("UseDevelopmentStorage=true", hub="MyHub")
@@ -76,9 +78,12 @@ class TaskHub:
         hub: str = schema.DEFAULT_HUB,
         *,
         credential: Any = None,
+        **client_options: Any,
     ) -> None:
         self.names = schema.hub_names(hub)
-        self.account = StorageAccount.from_connection(connection, credential=credential)
+        self.account = StorageAccount.from_connection(
+            connection, credential=credential, **client_options
+        )
         self._history = self.account.tables.get_table_client(self.names.history_table)
         self._instances = self.account.tables.get_table_client(self.names.instances_table)
         self._blobs = self.account.blobs.get_container_client(self.names.largemessages_container)
@@ -94,14 +99,18 @@ class TaskHub:
     # ---------------------------------------------------------------------------- discovery
 
     @classmethod
-    def hubs(cls, connection: str | None = None, *, credential: Any = None) -> list[str]:
+    def hubs(
+        cls, connection: str | None = None, *, credential: Any = None, **client_options: Any
+    ) -> list[str]:
         """Names of the task hubs in a storage account (each ``{hub}History`` + ``{hub}Instances``).
 
         Example:
             >>> TaskHub.hubs("UseDevelopmentStorage=true")  # doctest: +SKIP
             ['DurableFunctionsHub', 'TestHubName']
         """
-        account = StorageAccount.from_connection(connection, credential=credential)
+        account = StorageAccount.from_connection(
+            connection, credential=credential, **client_options
+        )
         return _hubs_of(account)
 
     def _missing_hub(self) -> HubNotFoundError:
@@ -155,7 +164,8 @@ class TaskHub:
 
     def _fetch_blob(self, name: str) -> bytes | None:
         try:
-            return self._blobs.download_blob(name).readall()
+            with _storage_errors(self.account):
+                return self._blobs.download_blob(name).readall()
         except ResourceNotFoundError:
             log.warning("large payload blob %s/%s is missing", self._blobs.container_name, name)
             return None
@@ -299,7 +309,7 @@ class TaskHub:
 
     def histories(
         self,
-        ids: Iterable[str],
+        ids: str | Iterable[str],
         *,
         execution: Literal["current", "all"] | str = "current",
         max_workers: int = 8,
@@ -317,7 +327,7 @@ class TaskHub:
         """
         if missing not in ("raise", "skip"):
             raise ValueError("missing must be 'raise' or 'skip'")
-        unique = list(dict.fromkeys(ids))
+        unique = list(dict.fromkeys(_as_list(ids)))  # one id as a str is one id
         show = progress if progress is not None else len(unique) >= PROGRESS_THRESHOLD
 
         def read(instance_id: str) -> list[Any]:
@@ -408,7 +418,7 @@ class TaskHub:
         self,
         path: Any,
         *,
-        instance_ids: Iterable[str] | None = None,
+        instance_ids: str | Iterable[str] | None = None,
         execution: Literal["current", "all"] | str = "current",
         max_workers: int = 8,
         **instance_filters: Any,
@@ -424,7 +434,7 @@ class TaskHub:
 
         instances = self.instances(**instance_filters)
         if instance_ids is not None:
-            wanted = set(instance_ids)
+            wanted = set(_as_list(instance_ids))
             instances = instances[instances["InstanceId"].isin(wanted)].reset_index(drop=True)
         histories = self.histories(
             instances["InstanceId"].tolist(),
@@ -509,6 +519,12 @@ def _storage_errors(account: StorageAccount) -> Iterator[None]:
             f"Cannot reach storage account {account}: {mask_secrets(str(error))}. "
             "Check the endpoints in the connection string; for the local task hub run "
             "'python -m durable_helpers.local up'."
+        ) from None
+    except ServiceResponseError as error:
+        raise StorageConfigurationError(
+            f"Storage account {account} did not answer in time: {mask_secrets(str(error))}. "
+            "Check that the endpoints in the connection string are storage endpoints; on a slow "
+            "network pass a longer read_timeout (seconds), e.g. TaskHub(..., read_timeout=300)."
         ) from None
 
 

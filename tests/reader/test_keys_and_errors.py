@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+import socket
+import time
 from datetime import datetime
 
 import pytest
-from azure.core.pipeline.policies import RetryPolicy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -14,6 +16,7 @@ from durable_helpers.storage import AZURITE_KEY, StorageConfigurationError
 from durable_helpers.taskhub import HubNotFoundError, InstanceNotFoundError, TaskHub
 
 T = datetime(2026, 11, 26, 12, 0, tzinfo=schema.UTC)
+SERVICES = ("Table", "Blob", "Queue")
 
 HOSTILE_IDS = [
     "a/b",
@@ -122,11 +125,8 @@ def test_repr_and_errors_never_show_the_key(hub, connection_string):
         "BlobEndpoint=http://127.0.0.1:9/devstoreaccount1;"
         "QueueEndpoint=http://127.0.0.1:9/devstoreaccount1"
     )
-    bad = TaskHub(unreachable, hub="H12")
+    bad = TaskHub(unreachable, hub="H12", retry_total=0)  # client options: fail fast
     assert secret not in repr(bad)
-    for policy in bad._history._client._client._pipeline._impl_policies:  # fail fast
-        if isinstance(policy, RetryPolicy):
-            policy.total_retries = policy.connect_retries = policy.read_retries = 0
     with pytest.raises(StorageConfigurationError) as info:
         bad.history("x")
     assert secret not in str(info.value) and "Cannot reach" in str(info.value)
@@ -143,6 +143,50 @@ def test_repr_and_errors_never_show_the_key(hub, connection_string):
     assert secret not in str(info.value)
     with pytest.raises(StorageConfigurationError):
         TaskHub("this is not a connection string", hub="H12")
+
+
+def test_endpoint_that_never_answers_is_a_bounded_clear_error():
+    with socket.socket() as listener:  # the kernel completes the handshake; nobody answers
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        port = listener.getsockname()[1]
+        silent = (
+            f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};"
+            + "".join(f"{s}Endpoint=http://127.0.0.1:{port}/devstoreaccount1;" for s in SERVICES)
+        )
+        started = time.monotonic()
+        with pytest.raises(StorageConfigurationError, match="did not answer in time") as info:
+            TaskHub(silent, hub="H12", read_timeout=1, retry_total=0).history("x")
+        assert time.monotonic() - started < 30
+        assert AZURITE_KEY not in str(info.value) and "read_timeout" in str(info.value)
+
+
+def test_unreachable_blob_endpoint_while_inlining_a_payload(hub, connection_string):
+    row = schema.history_entity("big", "e", 0, "ExecutionStarted", event_id=-1, is_played=True,
+                                timestamp=T, Name="Big", Input="z" * 40000)  # fmt: skip
+    entity, blobs = schema.offload_history_payloads(row)
+    assert blobs, "the input is large enough to live in a blob"
+    hub.upload(blobs)
+    hub.write_history([entity, schema.sentinel_entity("big", "e", checkpoint_completed=T)])
+    no_blobs = re.sub(r"BlobEndpoint=[^;]*", "BlobEndpoint=http://127.0.0.1:9/devstoreaccount1",
+                      connection_string)  # fmt: skip
+    assert no_blobs != connection_string
+    with pytest.raises(StorageConfigurationError, match="Cannot reach"):
+        TaskHub(no_blobs, hub=hub.names.hub, retry_total=0).history("big")
+
+
+def test_one_id_as_a_string_is_one_instance(hub, tmp_path, monkeypatch):
+    write_instance_with_history(hub, "abc")
+    th = hub.taskhub()
+    assert th.histories("abc").InstanceId.unique().tolist() == ["abc"]
+    with pytest.raises(InstanceNotFoundError):
+        th.histories("a")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    saved = th.snapshot("~/one", instance_ids="abc")
+    assert saved == tmp_path / "one"
+    from durable_helpers.snapshot import load_snapshot
+
+    assert load_snapshot("~/one").instances.InstanceId.tolist() == ["abc"]
 
 
 def test_package_exports():
