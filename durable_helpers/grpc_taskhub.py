@@ -37,6 +37,7 @@ import pandas as pd
 from google.protobuf import timestamp_pb2
 
 from durable_helpers import frames, schema
+from durable_helpers.instance_filters import InstanceFilter, check_instance_id, instance_ids
 from durable_helpers.local.limits import grpc_channel_options
 from durable_helpers.protocol_rows import (
     STATUS_FROM_NAME,
@@ -192,20 +193,24 @@ class GrpcTaskHub:
             >>> hub.instances(status="Failed", created_from="2026-01-01")  # doctest: +SKIP
         """
 
+        wanted = InstanceFilter.of(
+            status, name, created_from, created_to, instance_id_prefix, limit
+        )
+        limit = wanted.limit
+        if limit == 0:
+            return frames.instances_frame([])
         query = pb.InstanceQuery(fetchInputsAndOutputs=fetch_inputs_and_outputs)
-        for s in [status] if isinstance(status, str) else list(status or []):
+        for s in wanted.statuses or []:
             if s not in STATUS_FROM_NAME:
-                raise ValueError(
-                    f"Unknown runtime status {s!r}; use any of {list(STATUS_FROM_NAME)}"
-                )
+                raise ValueError(f"The Durable Task protocol has no {s!r} status to filter on")
             query.runtimeStatus.append(STATUS_FROM_NAME[s])
-        if created_from is not None:
-            query.createdTimeFrom.CopyFrom(_timestamp(created_from))
-        if created_to is not None:
-            query.createdTimeTo.CopyFrom(_timestamp(created_to))
-        if instance_id_prefix:
-            query.instanceIdPrefix.value = instance_id_prefix
-        names = None if name is None else set([name] if isinstance(name, str) else name)
+        if wanted.created_from is not None:
+            query.createdTimeFrom.CopyFrom(_timestamp(wanted.created_from))
+        if wanted.created_to is not None:
+            query.createdTimeTo.CopyFrom(_timestamp(wanted.created_to))
+        if wanted.id_prefix:
+            query.instanceIdPrefix.value = wanted.id_prefix
+        names = None if wanted.names is None else set(wanted.names)
         rows: list[dict[str, Any]] = []
         token: str | None = None
         while True:
@@ -234,6 +239,7 @@ class GrpcTaskHub:
         """
         from durable_helpers.taskhub import InstanceNotFoundError
 
+        check_instance_id(instance_id)
         response = self._call(
             "GetInstance", pb.GetInstanceRequest(instanceId=instance_id, getInputsAndOutputs=True)
         )
@@ -248,8 +254,7 @@ class GrpcTaskHub:
     # ------------------------------------------------------------------------ history
 
     def _events(self, instance_id: str, execution_id: str | None = None) -> list[pb.HistoryEvent]:
-        if not isinstance(instance_id, str) or not instance_id:
-            raise ValueError(f"an instance id is a non-empty string, not {instance_id!r}")
+        check_instance_id(instance_id)
         request = pb.StreamInstanceHistoryRequest(instanceId=instance_id)
         if execution_id:
             request.executionId.value = execution_id
@@ -281,7 +286,7 @@ class GrpcTaskHub:
 
     def histories(
         self,
-        ids: Iterable[str],
+        ids: str | Iterable[str],
         *,
         execution: Literal["current", "all"] | str = "current",
         max_workers: int = 8,
@@ -310,7 +315,7 @@ class GrpcTaskHub:
                 return []
             return _select(rows, execution)
 
-        unique = list(dict.fromkeys(ids))
+        unique = instance_ids(ids)
         with ThreadPoolExecutor(max_workers=max(1, int(max_workers))) as pool:
             results = list(pool.map(read, unique))
         return frames.history_frame(row for rows in results for row in rows)
@@ -419,9 +424,7 @@ def _dt(message: Any, field: str) -> datetime | None:
     return value.ToDatetime(tzinfo=UTC)
 
 
-def _timestamp(value: Any) -> timestamp_pb2.Timestamp:
-    stamp = pd.Timestamp(value)
-    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+def _timestamp(value: datetime) -> timestamp_pb2.Timestamp:
     ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(stamp.to_pydatetime().replace(tzinfo=None))
+    ts.FromDatetime(value)  # aware: converted to UTC
     return ts

@@ -14,7 +14,6 @@ import logging
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
 from itertools import islice
 from typing import Any, Literal
 
@@ -28,6 +27,8 @@ from azure.core.exceptions import (
 )
 
 from durable_helpers import frames, schema
+from durable_helpers.instance_filters import InstanceFilter, as_list, check_instance_id
+from durable_helpers.instance_filters import instance_ids as distinct_ids
 from durable_helpers.storage import StorageAccount, StorageConfigurationError, mask_secrets
 
 log = logging.getLogger(__name__)
@@ -46,16 +47,6 @@ class InstanceNotFoundError(KeyError):
 
     def __str__(self) -> str:  # KeyError would show the message in quotes
         return str(self.args[0]) if self.args else ""
-
-
-def _utc(value: Any) -> datetime:
-    stamp = pd.Timestamp(value)
-    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-    return stamp.to_pydatetime()
-
-
-def _as_list(value: str | Iterable[str]) -> list[str]:
-    return [value] if isinstance(value, str) else list(value)
 
 
 class TaskHub:
@@ -200,41 +191,39 @@ class TaskHub:
         Example:
             >>> hub.instances(status=["Running", "Pending"], limit=100)  # doctest: +SKIP
         """
+        wanted = InstanceFilter.of(
+            status, name, created_from, created_to, instance_id_prefix, limit
+        )
+        if wanted.limit == 0:
+            return frames.instances_frame([])
         conditions: list[str] = []
-        if status is not None:
-            statuses = _as_list(status)
-            unknown = [s for s in statuses if s not in schema.RUNTIME_STATUSES]
-            if unknown:
-                raise ValueError(
-                    f"Unknown runtime status {unknown}; use any of {list(schema.RUNTIME_STATUSES)}"
-                )
+        if wanted.statuses:
             conditions.append(
-                " or ".join(f"RuntimeStatus eq {schema.odata_string(s)}" for s in statuses)
+                " or ".join(f"RuntimeStatus eq {schema.odata_string(s)}" for s in wanted.statuses)
             )
-        if name is not None:
+        if wanted.names:
             conditions.append(
-                " or ".join(f"Name eq {schema.odata_string(n)}" for n in _as_list(name))
+                " or ".join(f"Name eq {schema.odata_string(n)}" for n in wanted.names)
             )
-        if created_from is not None:
-            conditions.append(f"CreatedTime ge {schema.odata_datetime(_utc(created_from))}")
-        if created_to is not None:
-            conditions.append(f"CreatedTime le {schema.odata_datetime(_utc(created_to))}")
-        if instance_id_prefix:
-            bounds = schema.prefix_range(instance_id_prefix)
-            if bounds is not None:
-                low, high = (schema.odata_string(b) for b in bounds)
-                conditions.append(f"PartitionKey ge {low} and PartitionKey lt {high}")
+        if wanted.created_from is not None:
+            conditions.append(f"CreatedTime ge {schema.odata_datetime(wanted.created_from)}")
+        if wanted.created_to is not None:
+            conditions.append(f"CreatedTime le {schema.odata_datetime(wanted.created_to)}")
+        bounds = schema.prefix_range(wanted.id_prefix)
+        if bounds is not None:
+            low, high = (schema.odata_string(b) for b in bounds)
+            conditions.append(f"PartitionKey ge {low} and PartitionKey lt {high}")
         if not include_entities:
             conditions.append("PartitionKey lt '@' or PartitionKey ge 'A'")
         query_filter = " and ".join(f"({c})" for c in conditions)
-        page = min(limit, 1000) if limit else None
+        page = min(wanted.limit, 1000) if wanted.limit else None
         entities: Iterator[Any] = iter(self._query(self._instances, query_filter, page_size=page))
-        if instance_id_prefix:  # the range is exact for escaped keys; double-check on the id
+        if wanted.id_prefix:  # the range is exact for escaped keys; double-check on the id
             entities = (
-                e for e in entities if schema.instance_id_of(e).startswith(instance_id_prefix)
+                e for e in entities if schema.instance_id_of(e).startswith(wanted.id_prefix)
             )
-        if limit is not None:
-            entities = islice(entities, limit)
+        if wanted.limit is not None:
+            entities = islice(entities, wanted.limit)
         container = self.names.largemessages_container
         rows = [self._inline(e, container) if fetch_large_payloads else e for e in entities]
         return frames.instances_frame(rows)
@@ -253,6 +242,7 @@ class TaskHub:
         return frames.instances_frame([self._inline(entity, container)]).iloc[0]
 
     def _instance_entity(self, instance_id: str) -> Any:
+        check_instance_id(instance_id)
         key = schema.escape_partition_key(instance_id)
         try:
             return self._call(lambda: self._instances.get_entity(key, schema.INSTANCE_ROW_KEY))
@@ -271,8 +261,7 @@ class TaskHub:
 
     def _history_entities(self, instance_id: str, execution: str = "current") -> list[Any]:
         """The History rows of one instance, selected for ``execution``, large payloads inlined."""
-        if not isinstance(instance_id, str) or not instance_id:
-            raise ValueError(f"an instance id is a non-empty string, not {instance_id!r}")
+        check_instance_id(instance_id)
         key = schema.odata_string(schema.escape_partition_key(instance_id))
         query_filter = f"PartitionKey eq {key}"
         if execution not in ("current", "all"):
@@ -327,7 +316,7 @@ class TaskHub:
         """
         if missing not in ("raise", "skip"):
             raise ValueError("missing must be 'raise' or 'skip'")
-        unique = list(dict.fromkeys(_as_list(ids)))  # one id as a str is one id
+        unique = distinct_ids(ids)
         show = progress if progress is not None else len(unique) >= PROGRESS_THRESHOLD
 
         def read(instance_id: str) -> list[Any]:
@@ -434,7 +423,7 @@ class TaskHub:
 
         instances = self.instances(**instance_filters)
         if instance_ids is not None:
-            wanted = set(_as_list(instance_ids))
+            wanted = set(as_list(instance_ids))
             instances = instances[instances["InstanceId"].isin(wanted)].reset_index(drop=True)
         histories = self.histories(
             instances["InstanceId"].tolist(),

@@ -155,6 +155,11 @@ def test_grpc_taskhub_over_the_in_memory_backend(in_memory: Ran) -> None:
             "outer:mid:in",
         }
         assert list(hub.instances(name="HelloSequence")["InstanceId"]) == ["hello"]
+        assert hub.instances(limit=0).empty
+        with pytest.raises(ValueError, match="whole number"):
+            hub.instances(limit=-3)  # the same checks as TaskHub (instance_filters)
+        with pytest.raises(ValueError, match="no 'Unknown' status"):
+            hub.instances(status="Unknown")
         history = hub.histories(instances["InstanceId"])
         check_shapes(instances, history)
         check_analyses(instances, history)
@@ -172,6 +177,7 @@ def test_grpc_taskhub_over_the_in_memory_backend(in_memory: Ran) -> None:
         ]
         with pytest.raises(InstanceNotFoundError, match="nope"):
             hub.history("nope")
+        assert hub.histories("hello")["InstanceId"].unique().tolist() == ["hello"]
         assert hub.histories(["nope", "hello"], missing="skip")["InstanceId"].unique().tolist() == [
             "hello"
         ]

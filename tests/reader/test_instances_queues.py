@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 import pytest
+from durabletask.client import OrchestrationStatus
 
 from durable_helpers import schema
 
@@ -57,6 +58,41 @@ def test_instances_filters(populated):
     assert th.instances(name="Nobody").empty
     with pytest.raises(ValueError, match="Unknown runtime status"):
         th.instances(status="Done")
+    assert ids(th.instances(status=OrchestrationStatus.PENDING)) == ["ship-1"]
+    assert ids(th.instances(status="completed")) == ["order-1", "ship-2"]
+    assert th.instances(limit=0).empty
+
+
+@pytest.mark.parametrize(
+    ("arguments", "complaint"),
+    [
+        ({"status": []}, "Unknown runtime status"),
+        ({"status": 3}, "Unknown runtime status"),
+        ({"name": []}, "name=None"),
+        ({"name": ["Order", 7]}, "name=None"),
+        ({"limit": -1}, "whole number"),
+        ({"limit": 2.5}, "whole number"),
+        ({"limit": "10"}, "whole number"),
+        ({"created_from": ""}, "ISO 8601"),
+        ({"created_from": 1764158400}, "ISO 8601"),
+        ({"created_to": "yesterday-ish"}, "ISO 8601"),
+        ({"instance_id_prefix": 5}, "instance_id_prefix"),
+    ],
+)
+def test_bad_filters_say_which_argument_and_what_to_pass(populated, arguments, complaint):
+    with pytest.raises(ValueError, match=complaint):
+        populated.taskhub().instances(**arguments)
+
+
+def test_bad_instance_ids_are_value_errors(populated):
+    th = populated.taskhub()
+    for bad in (None, "", 42):
+        with pytest.raises(ValueError, match="non-empty string"):
+            th.instance(bad)
+        with pytest.raises(ValueError, match="non-empty string"):
+            th.history(bad)
+    with pytest.raises(ValueError, match="non-empty string"):
+        th.histories(["order-1", None])
 
 
 def test_instances_columns(populated):
