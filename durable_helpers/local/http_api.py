@@ -25,7 +25,7 @@ HttpApiHandler, task-hub-storage-layout.md §6.2):
 
 ``taskHub`` and ``connection`` are accepted everywhere (a taskHub other than the one served is a
 400). Errors are JSON ``{"error": ..., "message": ...}``; no stack trace ever reaches a client.
-A sidecar that does not answer gives 503; one that answers too slowly 504.
+A sidecar that does not answer, or whose storage does not, gives 503; one too slow gives 504.
 
 Example:
     >>> app = create_app("127.0.0.1:4001", hub="DurableFunctionsHub")
@@ -53,6 +53,7 @@ from durable_helpers.local.management_urls import (
     WEBHOOK_PATH,
     management_urls,
 )
+from durable_helpers.local.sidecar.rest import STORAGE_UNREACHABLE
 from durable_helpers.local.status_payload import (
     RUNNING_LIKE,
     TERMINAL,
@@ -139,7 +140,11 @@ class _Sidecar:
 def _rpc_error(error: grpc.aio.AioRpcError, address: str) -> ApiError:
     code = error.code()
     status = _GRPC_TO_HTTP.get(code, 502)
-    if code == grpc.StatusCode.UNAVAILABLE:
+    if code == grpc.StatusCode.UNAVAILABLE and (error.details() or "").startswith(
+        STORAGE_UNREACHABLE
+    ):
+        message = error.details()  # the sidecar answers, its storage does not
+    elif code == grpc.StatusCode.UNAVAILABLE:
         message = (
             f"The Durable Task sidecar at {address} is not answering. Start the local task hub "
             "with 'python -m durable_helpers.local up'."
@@ -163,7 +168,7 @@ def _bool(request: web.Request, name: str, default: bool) -> bool:
     raise ApiError(400, f"Query parameter {name!r} must be true or false, not {raw!r}.")
 
 
-def _int(request: web.Request, name: str) -> int | None:
+def _int(request: web.Request, name: str, maximum: int = 2**31 - 1) -> int | None:
     raw = request.query.get(name)
     if raw is None or raw == "":
         return None
@@ -171,8 +176,8 @@ def _int(request: web.Request, name: str) -> int | None:
         value = int(raw)
     except ValueError:
         raise ApiError(400, f"Query parameter {name!r} must be an integer, not {raw!r}.") from None
-    if value < 0:
-        raise ApiError(400, f"Query parameter {name!r} must not be negative.")
+    if not 0 <= value <= maximum:
+        raise ApiError(400, f"Query parameter {name!r} must be between 0 and {maximum}.")
     return value
 
 
@@ -192,7 +197,12 @@ def _timestamp(request: web.Request, name: str) -> timestamp_pb2.Timestamp | Non
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(value.astimezone(UTC))
+    try:
+        stamp.FromDatetime(value.astimezone(UTC))
+    except (OverflowError, ValueError):
+        raise ApiError(
+            400, f"Query parameter {name!r} is outside years 1 to 9999 in UTC: {raw!r}."
+        ) from None
     return stamp
 
 
@@ -237,10 +247,14 @@ async def _json_body(request: web.Request, *, require_json_type: bool) -> str | 
         )
     try:
         text = raw.decode("utf-8")
-        json.loads(text)
+        json.loads(text, parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError) as error:
         raise ApiError(400, f"The body is not valid JSON: {error}.") from None
     return text
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON value (Python writes it; other runtimes refuse it)")
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

@@ -57,10 +57,19 @@ def test_start_waits_with_timeout(stack, http):
     assert done.json() == ["Hello Tokyo!", "Hello Seattle!", "Hello London!"]
 
 
-def test_start_rejects_bad_json(stack, http):
-    bad = _start(http, stack, content=b"{nope", headers={"Content-Type": "application/json"})
+@pytest.mark.parametrize("body", [b"{nope", b"NaN", b'{"x": Infinity}', b"[-Infinity]"])
+def test_start_rejects_bad_json(stack, http, body):
+    bad = _start(http, stack, content=body, headers={"Content-Type": "application/json"})
     assert bad.status_code == 400
     assert "not valid JSON" in bad.json()["message"]
+
+
+def test_a_continuation_token_it_did_not_issue_is_a_400(stack, http):
+    listed = http.get(
+        f"{stack.base}/instances", headers={"x-ms-continuation-token": "not-a-token!"}
+    )
+    assert listed.status_code == 400
+    assert "continuation token" in listed.json()["message"]
 
 
 def test_list_filters_and_paging(stack, http):
@@ -155,6 +164,14 @@ def test_purge_of_a_running_instance_is_refused(stack, http):
         ("GET", "/runtime/webhooks/durabletask/instances", {"top": "many"}, 400),
         ("GET", "/runtime/webhooks/durabletask/instances", {"runtimeStatus": "Sleeping"}, 400),
         ("GET", "/runtime/webhooks/durabletask/instances", {"createdTimeFrom": "yesterday"}, 400),
+        ("GET", "/runtime/webhooks/durabletask/instances", {"top": "3000000000"}, 400),
+        ("GET", "/runtime/webhooks/durabletask/instances", {"top": "-1"}, 400),
+        (
+            "GET",
+            "/runtime/webhooks/durabletask/instances",
+            {"createdTimeFrom": "0001-01-01T00:00:00+01:00"},  # before year 1 in UTC
+            400,
+        ),
         ("GET", "/runtime/webhooks/durabletask/instances", {"taskHub": "SomeOtherHub"}, 400),
         ("POST", "/runtime/webhooks/durabletask/instances/unknown-id/terminate", {}, 404),
     ],

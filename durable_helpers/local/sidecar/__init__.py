@@ -21,7 +21,7 @@ import grpc
 from durable_helpers.local.limits import MAX_GRPC_MESSAGE_BYTES
 from durable_helpers.local.sidecar.engine import Engine
 from durable_helpers.local.sidecar.rest import RestStorage
-from durable_helpers.local.sidecar.servicer import Servicer
+from durable_helpers.local.sidecar.servicer import Servicer, StorageUnreachableInterceptor
 from durable_helpers.local.sidecar.store import Store
 from durable_helpers.storage import mask_secrets
 
@@ -85,6 +85,7 @@ class LocalTaskHub:
                 ("grpc.max_send_message_length", MAX_GRPC_MESSAGE_BYTES),
                 ("grpc.so_reuseport", 0),
             ],
+            interceptors=[StorageUnreachableInterceptor()],
         )
         stubs.add_TaskHubSidecarServiceServicer_to_server(Servicer(self.engine), server)
         bound = server.add_insecure_port(f"{self.host}:{self.port}")

@@ -49,6 +49,14 @@ class StorageError(RuntimeError):
         self.code = code
 
 
+#: How the message of a StorageUnreachableError begins (the HTTP API passes such messages on).
+STORAGE_UNREACHABLE = "The task hub's storage is unreachable"
+
+
+class StorageUnreachableError(ConnectionError):
+    """No connection to a storage endpoint after retries (Azurite stopped, wrong endpoint)."""
+
+
 # ------------------------------------------------------------------------------------------
 # Entity (de)serialization: OData JSON with minimal metadata
 # ------------------------------------------------------------------------------------------
@@ -348,10 +356,14 @@ class RestStorage:
                 response = conn.getresponse()
                 data = response.read()
                 break
-            except (http.client.HTTPException, OSError):
+            except (http.client.HTTPException, OSError) as error:
                 self._drop_conn(service)
                 if attempt == 2:
-                    raise
+                    raise StorageUnreachableError(
+                        f"{STORAGE_UNREACHABLE}: {service} endpoint "
+                        f"{ep.scheme}://{ep.host}:{ep.port} ({type(error).__name__}: {error}). "
+                        "Is Azurite running? 'python -m durable_helpers.local status' tells."
+                    ) from error
         status = response.status
         rheaders = {k.lower(): v for k, v in response.getheaders()}
         if status not in ok:

@@ -21,6 +21,7 @@ from durable_helpers.local.sidecar.engine import (
     sv,
     ts,
 )
+from durable_helpers.local.sidecar.rest import StorageUnreachableError
 from durable_helpers.protocol_rows import STATUS_NAMES
 
 log = logging.getLogger("durable_helpers.local.sidecar")
@@ -34,6 +35,40 @@ _ENTITIES = (
 
 def _abort(context: grpc.ServicerContext, error: EngineError) -> None:
     context.abort(getattr(grpc.StatusCode, error.code), str(error))
+
+
+class StorageUnreachableInterceptor(grpc.ServerInterceptor):
+    """Answer UNAVAILABLE with the storage endpoint when storage is down, from any RPC.
+
+    Without it a refused storage connection reaches the client as UNKNOWN "Exception calling
+    application: [Errno 111] Connection refused".
+    """
+
+    def intercept_service(self, continuation, handler_call_details):
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        if handler.unary_unary is not None:
+            unary = handler.unary_unary
+
+            def guarded_unary(request, context):
+                try:
+                    return unary(request, context)
+                except StorageUnreachableError as error:
+                    context.abort(grpc.StatusCode.UNAVAILABLE, str(error))
+
+            return handler._replace(unary_unary=guarded_unary)
+        if handler.unary_stream is not None:
+            stream = handler.unary_stream
+
+            def guarded_stream(request, context):
+                try:
+                    yield from stream(request, context)
+                except StorageUnreachableError as error:
+                    context.abort(grpc.StatusCode.UNAVAILABLE, str(error))
+
+            return handler._replace(unary_stream=guarded_stream)
+        return handler
 
 
 class Servicer(stubs.TaskHubSidecarServiceServicer):
@@ -285,7 +320,12 @@ class Servicer(stubs.TaskHubSidecarServiceServicer):
             q.createdTimeTo.ToDatetime(tzinfo=UTC) if q.HasField("createdTimeTo") else None,
             q.instanceIdPrefix.value if q.HasField("instanceIdPrefix") else None,
         )
-        token = _decode_token(q.continuationToken.value if q.HasField("continuationToken") else "")
+        try:
+            token = _decode_token(
+                q.continuationToken.value if q.HasField("continuationToken") else ""
+            )
+        except ValueError as error:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
         top = q.maxInstanceCount if 0 < q.maxInstanceCount < 1000 else 1000
         rows, next_token = self.engine.store.query_instances(flt, top, token)
         states = [
@@ -362,4 +402,7 @@ def _decode_token(value: str) -> tuple[str, str] | None:
         pk, rk = json.loads(base64.urlsafe_b64decode(value.encode()))
         return str(pk), str(rk)
     except (ValueError, TypeError):
-        return None
+        raise ValueError(
+            f"The continuation token {value[:40]!r} was not issued by this task hub; pass the "
+            "token of the previous page unchanged, or none for the first page."
+        ) from None
