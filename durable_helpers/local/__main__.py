@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -92,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--http-port", type=_port, default=7071)
     up.add_argument(
         "--timeout",
-        type=float,
+        type=_seconds,
         default=60.0,
         help="seconds to wait for each service (default: %(default)s)",
     )
@@ -146,12 +147,28 @@ def _up(args: argparse.Namespace) -> int:
         timeout=args.timeout,
     )
     print("Starting the local task hub...", flush=True)
+    # SIGTERM (systemd, docker stop, kill) while starting: stop what was started, as Ctrl+C does.
+    signal.signal(signal.SIGTERM, _interrupt)
     state = stack.up(config)
     for message in state.messages:
         print(message)
     print("The local task hub is up.")
     print(stack.describe(state, connect=True))
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, not {text!r}")
+    return value
 
 
 def _serve(args: argparse.Namespace) -> int:

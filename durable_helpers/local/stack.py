@@ -69,6 +69,35 @@ class StackConfig:
     samples: bool = True
     timeout: float = 60.0
 
+    def check(self) -> None:
+        """Raise StackError for settings no stack can run with (shared ports, bad timeout).
+
+        Example:
+            >>> StackConfig(http_port=4001).check()
+            Traceback (most recent call last):
+            ...
+            durable_helpers.local.stack.StackError: Port 4001 is given twice ...
+        """
+        if self.backend not in BACKENDS:
+            raise StackError(f"Unknown backend {self.backend!r}; use one of {BACKENDS}.")
+        options = [
+            ("--sidecar-port", self.sidecar_port),
+            ("--startnew-port", self.startnew_port),
+            ("--http-port", self.http_port),
+        ]
+        if self.backend == "taskhub":
+            options += [("--azurite-ports", p) for p in self.azurite_ports]
+        seen: dict[int, str] = {}
+        for option, port in options:
+            if port in seen:
+                raise StackError(
+                    f"Port {port} is given twice ({seen[port]} and {option}); every service "
+                    "needs a port of its own."
+                )
+            seen[port] = option
+        if not (isinstance(self.timeout, (int, float)) and 0 < self.timeout < float("inf")):
+            raise StackError(f"--timeout is a number of seconds above 0, not {self.timeout!r}.")
+
     @property
     def connection_string(self) -> str:
         """The Azurite development connection string for ``azurite_ports``."""
@@ -146,10 +175,18 @@ class StackState:
         path = Path(data_dir) / STATE_FILE
         if not path.exists():
             return None
-        data = json.loads(path.read_text())
-        config = StackConfig.from_json(data.get("config", {}))
-        config.data_dir = Path(data_dir)
-        services = {n: Service(**s) for n, s in data.get("services", {}).items()}
+        try:
+            data = json.loads(path.read_text())
+            config = StackConfig.from_json(data.get("config", {}))
+            config.data_dir = Path(data_dir)
+            services = {n: Service(**s) for n, s in data.get("services", {}).items()}
+        except (ValueError, TypeError, AttributeError) as error:
+            raise StackError(
+                f"The state file {path} is damaged ({type(error).__name__}: {error}), so the "
+                "services it lists cannot be found. Delete it, stop leftover processes by hand "
+                "if any ('ps aux | grep durable_helpers.local'; Azurite: 'ps aux | grep "
+                "azurite'), then run 'up' again."
+            ) from None
         return cls(config, services)
 
 
@@ -498,8 +535,7 @@ def up(config: StackConfig) -> StackState:
         >>> state.services["gateway"].running()  # doctest: +SKIP
         True
     """
-    if config.backend not in BACKENDS:
-        raise StackError(f"Unknown backend {config.backend!r}; use one of {BACKENDS}.")
+    config.check()
     config.data_dir = Path(config.data_dir).resolve()
     with _locked(config.data_dir):
         return _up(config)
@@ -661,6 +697,7 @@ def describe(state: StackState | None, *, connect: bool = False, probe: bool = F
         f"Task hub {config.hub!r}  (data folder {config.data_dir}, backend "
         f"{config.backend}{', Azurite in memory' if config.in_memory else ''})"
     ]
+    sidecar_down = probe and not answering(config, "sidecar")
     for name in wanted_services(config):
         service = state.services.get(name)
         if service is None:
@@ -669,7 +706,9 @@ def describe(state: StackState | None, *, connect: bool = False, probe: bool = F
             condition = "running (not started by up)"
         elif service.running():
             condition = f"running, pid {service.pid}"
-            if probe and not answering(config, name):
+            if probe and name == "gateway" and sidecar_down:
+                condition += " (it answers only when the sidecar does)"
+            elif probe and not answering(config, name):
                 condition += ", but NOT answering (see its log)"
         else:
             condition = f"STOPPED (pid {service.pid} is gone)"

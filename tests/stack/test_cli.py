@@ -196,6 +196,57 @@ def test_bad_options_are_reported(tmp_path):
     assert bad_hub.returncode == 2 and "Invalid task hub name" in bad_hub.stderr
     bad_ports = _cli("up", "--data-dir", str(tmp_path), "--azurite-ports", "1,2")
     assert bad_ports.returncode == 2 and "three ports" in bad_ports.stderr
+    for timeout in ("0", "nan", "-5", "inf"):
+        bad_timeout = _cli("up", "--data-dir", str(tmp_path), "--timeout", timeout)
+        assert bad_timeout.returncode == 2 and "seconds above 0" in bad_timeout.stderr
+    shared = _cli("up", "--data-dir", str(tmp_path), "--http-port", "4001")
+    assert shared.returncode == 1, shared.stderr
+    assert "4001 is given twice" in shared.stderr and "--sidecar-port" in shared.stderr
+    assert not (tmp_path / "stack.json").exists()
+
+
+def test_damaged_state_file_is_a_clear_error(tmp_path):
+    (tmp_path / "stack.json").write_text('{"config": {"hub": "H"}, "services": {"az')
+    for command in ("status", "down", "up"):
+        result = _cli(command, "--data-dir", str(tmp_path), timeout=60)
+        assert result.returncode == 1, (command, result.stdout, result.stderr)
+        assert "damaged" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _has_local_task_hub(), reason="durable_helpers.local.serve is not there")
+def test_sigterm_while_starting_stops_what_was_started(tmp_path):
+    data_dir = tmp_path / "hub"
+    blob, queue, table, sidecar, startnew, http = free_ports(6)
+    up = subprocess.Popen(
+        [sys.executable, "-m", "durable_helpers.local", "up", "--data-dir", str(data_dir),
+         "--azurite-ports", f"{blob},{queue},{table}", "--sidecar-port", str(sidecar),
+         "--startnew-port", str(startnew), "--http-port", str(http)],
+        cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        pids: list[int] = []
+        while time.monotonic() < deadline and up.poll() is None:
+            try:
+                pids = _pids(data_dir)
+            except (FileNotFoundError, ValueError):
+                pids = []
+            if pids:  # Azurite (at least) is running: interrupt the start now
+                break
+            time.sleep(0.05)
+        assert pids, "up never recorded a started service"
+        up.send_signal(signal.SIGTERM)
+        out, _ = up.communicate(timeout=60)
+    finally:
+        if up.poll() is None:
+            up.kill()
+    assert up.returncode != 0, out
+    left = _wait_dead(pids)
+    for pid in left:  # do not leak them into the rest of the run
+        os.kill(pid, signal.SIGKILL)
+    assert left == [], "SIGTERM during 'up' left processes running"
+    assert not (data_dir / "stack.json").exists()
 
 
 def test_samples_command_lists_the_table():
