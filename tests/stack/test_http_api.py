@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -151,6 +152,22 @@ def test_purge_of_a_running_instance_is_refused(stack, http):
     assert http.post(body["rewindPostUri"].replace("{text}", "x")).status_code == 409
     assert http.post(body["restartPostUri"]).status_code == 409
     http.post(body["terminatePostUri"].replace("{text}", "cleanup"))
+
+
+def test_an_instance_no_worker_handles_can_be_terminated_and_purged(stack, http):
+    if stack.backend != "LocalTaskHub":
+        pytest.skip("the SDK's in-memory backend has no work item filters")
+    body = _start(http, stack, "NoWorkerRegistersThis", json=1).json()
+    time.sleep(1)  # the sample worker (work item filters) never takes it
+    assert http.get(body["statusQueryGetUri"]).json()["runtimeStatus"] == "Pending"
+    ended = http.post(body["terminatePostUri"].replace("{text}", "typo in the name"))
+    assert ended.status_code == 202
+    final = poll_status(http, body["statusQueryGetUri"], status_is("Terminated")).json()
+    assert final["output"] == "typo in the name"
+    history = http.get(body["statusQueryGetUri"], params={"showHistory": "true"}).json()
+    kinds = [e["EventType"] for e in history["historyEvents"]]
+    assert kinds[-2:] == ["ExecutionTerminated", "ExecutionCompleted"], kinds  # as a worker ends it
+    assert http.delete(body["purgeHistoryDeleteUri"]).status_code == 200
 
 
 @pytest.mark.parametrize(

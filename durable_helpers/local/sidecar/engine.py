@@ -252,6 +252,8 @@ class Engine:
         # Recently finished instances: their late messages and activities are dropped at once.
         self.finished: OrderedDict[str, None] = OrderedDict()
         self._loader = ThreadPoolExecutor(max_workers=4, thread_name_prefix="loader")
+        # Work items the sidecar answers itself (see _terminate_unhandled); never a worker's.
+        self._sidecar_stream = Stream(-1, None, None, max_orch=2**31, max_act=0)
         self._timer_thread = threading.Thread(target=self._timer_loop, name="timers", daemon=True)
         self._last_ts = 0.0
 
@@ -343,6 +345,61 @@ class Engine:
             self.ready_set.add(inst.instance_id)
             self.ready.append(inst.instance_id)
             self.cv.notify_all()
+        if (
+            inst.in_flight is None
+            and not inst.rewinding
+            and not self.stopping
+            and any(m.kind == "executionTerminated" for m in inst.inbox)
+            and not self._handled(inst)
+        ):
+            self._loader.submit(self._terminate_unhandled, inst.instance_id)
+
+    def _handled(self, inst: Inst) -> bool:
+        """True when a connected worker's filters accept the instance's orchestrator."""
+        name = inst.name or self._pending_name(inst)
+        return any(
+            _matches(name, inst.version, s.orch_filter)
+            for s in self.streams.values()
+            if not s.closed
+        )
+
+    def _terminate_unhandled(self, instance_id: str) -> None:
+        """Terminate an instance that no connected worker handles, answering as a worker would.
+
+        Ending an instance runs no user code (the SDK answers a terminate with a TERMINATED
+        completion whose output is the reason). Without this, an instance of an orchestrator
+        that no worker registers (a typo in the name) could never be terminated, nor purged.
+        """
+        with self.lock:
+            inst = self.active.get(instance_id)
+            if inst is None or inst.in_flight is not None or inst.rewinding or self._handled(inst):
+                return
+            if not inst.loaded:
+                if not inst.loading:
+                    inst.loading = True
+                    self._loader.submit(self._load, instance_id)  # marks it ready: back here
+                return
+            item = self._orchestration_item(inst, self._sidecar_stream)
+        if item is None:
+            return
+        request = item.orchestratorRequest
+        ends = [e for e in request.newEvents if e.HasField("executionTerminated")]
+        if not ends:  # not expected (rewinds are excluded above); let a worker have it
+            self.abandon(item.completionToken)
+            return
+        reason = ends[-1].executionTerminated
+        terminated = pb.CompleteOrchestrationAction(
+            orchestrationStatus=pb.ORCHESTRATION_STATUS_TERMINATED,
+            result=reason.input if reason.HasField("input") else None,
+        )
+        log.info("terminating %r in the sidecar: no connected worker handles it", instance_id)
+        response = pb.OrchestratorResponse(
+            instanceId=instance_id,
+            completionToken=item.completionToken,
+            actions=[pb.OrchestratorAction(id=-1, completeOrchestration=terminated)],
+        )
+        with contextlib.suppress(Exception):  # a failed checkpoint is redelivered as usual
+            self.complete_orchestration(response)
 
     def _finished(self, instance_id: str) -> None:
         self.finished[instance_id] = None
@@ -607,7 +664,7 @@ class Engine:
         self._unhandled_warned.add(name)
         log.warning(
             "No connected worker handles orchestrator %r: its instances stay Pending until a "
-            "worker that registers it connects.",
+            "worker that registers it connects (terminating one ends it).",
             name,
         )
 
