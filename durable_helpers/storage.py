@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 from dataclasses import dataclass, field
@@ -100,6 +101,12 @@ def resolve_connection(connection: str | None = None) -> str:
         >>> resolve_connection("UseDevelopmentStorage=true").startswith("DefaultEndpoints")
         True
     """
+    if connection is not None and not connection.strip():
+        raise StorageConfigurationError(
+            "The storage connection string is empty. Pass a connection string, an account URL "
+            "with credential=..., 'UseDevelopmentStorage=true' for the local Azurite, or None "
+            f"to use the {CONNECTION_ENV_VAR} environment variable."
+        )
     value = connection if connection is not None else os.environ.get(CONNECTION_ENV_VAR)
     if value is None or not value.strip():
         return azurite_connection_string()
@@ -109,11 +116,30 @@ def resolve_connection(connection: str | None = None) -> str:
     return value
 
 
+#: Connection string keys in their documented spelling (keys are case-insensitive).
+CONNECTION_KEYS = {
+    key.lower(): key
+    for key in (
+        "DefaultEndpointsProtocol",
+        "AccountName",
+        "AccountKey",
+        "EndpointSuffix",
+        "BlobEndpoint",
+        "QueueEndpoint",
+        "TableEndpoint",
+        "FileEndpoint",
+        "SharedAccessSignature",
+        "UseDevelopmentStorage",
+        "DevelopmentStorageProxyUri",
+    )
+}
+
+
 def parse_connection_string(connection: str) -> dict[str, str]:
-    """Split ``Key=Value;...`` into a dict with case-preserved keys.
+    """Split ``Key=Value;...`` into a dict; known keys in their documented spelling.
 
     Example:
-        >>> parse_connection_string("AccountName=a;AccountKey=k")["AccountName"]
+        >>> parse_connection_string("accountname=a;AccountKey=a2V5")["AccountName"]
         'a'
     """
     parts: dict[str, str] = {}
@@ -128,8 +154,45 @@ def parse_connection_string(connection: str) -> dict[str, str]:
                 "https://<account>.table.core.windows.net with credential=..., or "
                 "'UseDevelopmentStorage=true' for the local Azurite."
             )
-        parts[key.strip()] = value.strip()
+        key = key.strip()
+        parts[CONNECTION_KEYS.get(key.lower(), key)] = value.strip()
+    key = parts.get("AccountKey")
+    if key is not None:
+        try:
+            base64.b64decode(key, validate=True)
+        except ValueError:
+            raise StorageConfigurationError(
+                "The AccountKey in the connection string is not a valid key (not base64). Copy "
+                "key1 or key2 whole from the storage account's 'Access keys' page."
+            ) from None
     return parts
+
+
+def _optional_client(
+    client: Any, value: str, parts: dict[str, str], endpoint: str, options: dict[str, Any]
+) -> Any:
+    """The service client, or None when the string names neither the account nor the endpoint."""
+    if not parts.get("AccountName") and endpoint not in parts:
+        return None
+    return client.from_connection_string(value, **options)
+
+
+def missing_service_error(
+    account: StorageAccount, endpoint: str, needed_for: str
+) -> StorageConfigurationError:
+    """The error for a connection string without ``endpoint`` (e.g. a SAS for tables only).
+
+    Example:
+        >>> account = StorageAccount.from_connection(None)
+        >>> "has no QueueEndpoint" in str(missing_service_error(account, "QueueEndpoint", "x"))
+        True
+    """
+    return StorageConfigurationError(
+        f"The connection to storage account {account} has no {endpoint}, which {needed_for} "
+        f"needs. Add {endpoint}=https://<account>.<service>.core.windows.net to the connection "
+        "string (with a SAS that allows that service), or use the account's full connection "
+        "string."
+    )
 
 
 def _is_url(value: str) -> bool:
@@ -149,8 +212,8 @@ class StorageAccount:
 
     name: str
     tables: TableServiceClient = field(repr=False)
-    blobs: BlobServiceClient = field(repr=False)
-    queues: QueueServiceClient = field(repr=False)
+    blobs: BlobServiceClient | None = field(repr=False)  # None: no blob endpoint given
+    queues: QueueServiceClient | None = field(repr=False)  # None: no queue endpoint given
     description: str = ""
     is_emulator: bool = False
 
@@ -185,8 +248,9 @@ class StorageAccount:
             )
         try:
             tables = TableServiceClient.from_connection_string(value, **options)
-            blobs = BlobServiceClient.from_connection_string(value, **options)
-            queues = QueueServiceClient.from_connection_string(value, **options)
+            # A SAS string may name only some services' endpoints: the others are left out.
+            blobs = _optional_client(BlobServiceClient, value, parts, "BlobEndpoint", options)
+            queues = _optional_client(QueueServiceClient, value, parts, "QueueEndpoint", options)
         except Exception as error:  # the SDK's message may quote the key: never pass it on
             raise StorageConfigurationError(
                 "The storage connection string could not be used "

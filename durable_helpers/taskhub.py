@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
@@ -29,13 +28,17 @@ from azure.core.exceptions import (
 from durable_helpers import frames, schema
 from durable_helpers.instance_filters import InstanceFilter, as_list, check_instance_id
 from durable_helpers.instance_filters import instance_ids as distinct_ids
-from durable_helpers.storage import StorageAccount, StorageConfigurationError, mask_secrets
+from durable_helpers.storage import (
+    StorageAccount,
+    StorageConfigurationError,
+    mask_secrets,
+    missing_service_error,
+)
 
 log = logging.getLogger(__name__)
 
 #: Show a progress bar in :meth:`TaskHub.histories` from this many instances on.
 PROGRESS_THRESHOLD = 20
-_CONTROL_RE = re.compile(r"-control-(\d+)$")
 
 
 class HubNotFoundError(LookupError):
@@ -77,7 +80,9 @@ class TaskHub:
         )
         self._history = self.account.tables.get_table_client(self.names.history_table)
         self._instances = self.account.tables.get_table_client(self.names.instances_table)
-        self._blobs = self.account.blobs.get_container_client(self.names.largemessages_container)
+        blobs = self.account.blobs
+        container = self.names.largemessages_container
+        self._blobs = blobs.get_container_client(container) if blobs is not None else None
 
     @property
     def hub(self) -> str:
@@ -154,6 +159,8 @@ class TaskHub:
     # ---------------------------------------------------------------------------- blobs
 
     def _fetch_blob(self, name: str) -> bytes | None:
+        if self._blobs is None:
+            raise missing_service_error(self.account, "BlobEndpoint", "reading large payloads")
         try:
             with _storage_errors(self.account):
                 return self._blobs.download_blob(name).readall()
@@ -351,15 +358,19 @@ class TaskHub:
         """
         prefix = f"{self.names.lower}-"
         service = self.account.queues
+        if service is None:
+            raise missing_service_error(self.account, "QueueEndpoint", "listing the hub's queues")
         names = self._call(lambda: [q.name for q in service.list_queues(name_starts_with=prefix)])
+        if not names:  # no queues: say so if the hub itself is missing
+            self._query(self._instances, None, page_size=1, first_page_only=True)
+        control = {self.names.control_queue(i): i for i in range(schema.MAX_PARTITION_COUNT)}
         rows = []
         now = pd.Timestamp.now(tz="UTC")
         for queue in sorted(names):
-            control = _CONTROL_RE.search(queue)
             if queue == self.names.workitems_queue:
                 kind, partition = "workitems", None
-            elif control and queue == self.names.control_queue(int(control.group(1))):
-                kind, partition = "control", int(control.group(1))
+            elif queue in control:  # not e.g. a stray '-control-16' of someone else's
+                kind, partition = "control", control[queue]
             else:
                 continue
             client = service.get_queue_client(queue)

@@ -84,3 +84,42 @@ def test_account_url_and_key_against_azurite(azurite, hub_name: str) -> None:
     account.tables.create_table(hub_name)
     assert hub_name in [t.name for t in account.tables.list_tables()]
     account.tables.delete_table(hub_name)
+
+
+def test_keys_are_case_insensitive_as_in_the_azure_sdk() -> None:
+    lower = ";".join(
+        f"{key.lower()}={value}"
+        for key, value in (part.split("=", 1) for part in REAL_LOOKING.split(";"))
+    )
+    account = StorageAccount.from_connection(lower)
+    assert account.name == "contoso"
+    assert account.tables.url.startswith("https://contoso.table.core.windows.net")
+
+
+def test_a_key_that_is_not_base64_says_so_without_showing_it() -> None:
+    broken = REAL_LOOKING.replace(FAKE_KEY, FAKE_KEY[:-3] + "!x")
+    with pytest.raises(StorageConfigurationError, match="not base64") as caught:
+        StorageAccount.from_connection(broken)
+    assert FAKE_KEY[:10] not in str(caught.value)
+
+
+def test_sas_for_some_services_leaves_the_others_out() -> None:
+    from durable_helpers import TaskHub
+
+    sas = (
+        "TableEndpoint=https://contoso.table.core.windows.net/;"
+        "BlobEndpoint=https://contoso.blob.core.windows.net/;"
+        "SharedAccessSignature=sv=2022-11-02&ss=bt&srt=sco&sp=rl&sig=c2lnbmF0dXJl"
+    )
+    account = StorageAccount.from_connection(sas)
+    assert account.tables is not None and account.blobs is not None
+    assert account.queues is None
+    with pytest.raises(StorageConfigurationError, match="has no QueueEndpoint") as caught:
+        TaskHub(sas, hub="SasHub").queues()
+    assert "c2lnbmF0dXJl" not in str(caught.value)
+
+
+def test_an_empty_connection_string_is_an_error_not_azurite() -> None:
+    for empty in ("", "   "):
+        with pytest.raises(StorageConfigurationError, match="empty"):
+            StorageAccount.from_connection(empty)

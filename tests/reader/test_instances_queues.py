@@ -120,7 +120,8 @@ def test_instances_follow_continuation(hub):
 
 def test_queues(hub, account):
     names = hub.names
-    for queue in [*names.control_queues(4), names.workitems_queue, f"{names.lower}-other"]:
+    stray = [f"{names.lower}-other", f"{names.lower}-control-16", f"{names.lower}-control-x"]
+    for queue in [*names.control_queues(4), names.workitems_queue, *stray]:
         account.queues.create_queue(queue)
     account.queues.get_queue_client(names.control_queue(2)).send_message("{}")
     account.queues.get_queue_client(names.control_queue(2)).send_message("{}")
@@ -134,8 +135,15 @@ def test_queues(hub, account):
         assert df.OldestMessageTime.notna().tolist() == [False, False, True, False, True]
         assert (df.OldestMessageAge.dropna() >= pd.Timedelta(0)).all()
     finally:
-        for queue in [*names.control_queues(4), names.workitems_queue, f"{names.lower}-other"]:
+        for queue in [*names.control_queues(4), names.workitems_queue, *stray]:
             account.queues.delete_queue(queue)
+
+
+def test_queues_of_a_missing_hub_is_hub_not_found(connection_string):
+    from durable_helpers.taskhub import HubNotFoundError, TaskHub
+
+    with pytest.raises(HubNotFoundError, match="NoSuchHub"):
+        TaskHub(connection_string, hub="NoSuchHub").queues()
 
 
 def test_queues_all_empty(hub, account):
