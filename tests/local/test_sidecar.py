@@ -406,6 +406,16 @@ def test_duplicate_ids(client, iid):
     assert json.loads(done(client, iid).serialized_output) == 5
 
 
+@pytest.mark.parametrize("bad", ["x" * 257, "@counter@k1"])
+def test_invalid_instance_ids_are_refused_with_the_reason(client, bad):
+    with pytest.raises(grpc.RpcError) as info:
+        client.schedule_new_orchestration(o.echo, input=1, instance_id=bad)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert ("256 characters" if len(bad) > 256 else "reserved for durable entities") in (
+        info.value.details()
+    )
+
+
 def test_wait_timeouts_raise_timeout_error(client, iid):
     client.schedule_new_orchestration(o.waiter, instance_id=iid)
     with pytest.raises(TimeoutError):

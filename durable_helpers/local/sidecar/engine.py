@@ -1546,6 +1546,12 @@ class Engine:
         instance_id = req.instanceId or uuid.uuid4().hex
         if not instance_id or len(instance_id) > 256:
             raise EngineError("INVALID_ARGUMENT", "An instance id must have 1 to 256 characters.")
+        if instance_id.startswith("@"):  # as Durable Functions: '@name@key' is an entity's id
+            raise EngineError(
+                "INVALID_ARGUMENT",
+                f"Orchestration instance ids must not start with '@' ({instance_id!r}): that "
+                "form is reserved for durable entities. Choose another id.",
+            )
         with self.lock:
             known = instance_id in self.active
         if not known and self._start_new(req, instance_id):
