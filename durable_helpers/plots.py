@@ -66,7 +66,8 @@ def timeline(
     to its end, on top, blue) and one lane per call (activity, sub-orchestration, timer). With
     more, there is one lane per instance and its calls are drawn over each other in it. Bars of
     retried attempts (Attempt > 1) are hatched and labelled ``#n``. Pending calls run to ``now``
-    (default: the history's last event). Times are UTC and the axis says so.
+    (default: the history's last event). Times are UTC and the axis says so; tick labels are
+    matplotlib's concise dates, so sub-second runs get sub-second ticks.
 
     Example:
         >>> ax = timeline(hub.history("abc"))                           # doctest: +SKIP
@@ -130,7 +131,10 @@ def timeline(
     if labels:
         ax.set_ylim(len(labels) - 0.5, -0.5)
     ax.xaxis_date(tz="UTC")
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S", tz="UTC"))
+    # Concise labels: a 0.4 s run reads 27.1, 27.2, ... with "2026-Jan-01 12:00" at the end.
+    locator = mdates.AutoDateLocator(tz="UTC", minticks=3, maxticks=7)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz="UTC"))
     ax.set_xlabel("Time (UTC)")
     ax.set_ylabel("Call" if per_call else "Instance")
     ax.set_title("Timeline of calls" + (" per instance" if not per_call else ""))

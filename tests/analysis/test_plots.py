@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import pandas as pd
 from analysis_builders import History, histories, instance, instances
 from test_analyses import nested_failure
 from test_calls import hello_chain
@@ -42,6 +44,20 @@ def test_timeline_one_lane_per_call_with_a_run_lane_on_top(tmp_path):
     assert ax.get_xlabel() == "Time (UTC)"
     colors = {p.get_facecolor()[:3] for p in ax.patches}
     assert len(colors) == 4  # run, completed, failed, pending
+
+
+def test_timeline_time_axis_is_readable_for_a_sub_second_run(tmp_path):
+    history = hello_chain().frame()  # the whole chain takes 0.6 s (27.280 to 27.873)
+    span = history.Timestamp.max() - history.Timestamp.min()
+    assert span < pd.Timedelta(seconds=1)
+    ax = plots.timeline(history)
+    render(ax, tmp_path / "short.png")  # draws, so the ticks are final
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert len(labels) >= 3
+    assert len(set(labels)) == len(labels), labels  # every tick says something different
+    assert all(re.fullmatch(r"2[78]\.\d+", lab) for lab in labels), labels  # seconds.fraction
+    assert ax.xaxis.get_major_formatter().get_offset().endswith("00:00")  # the date and minute
+    assert ax.get_xlabel() == "Time (UTC)"
 
 
 def test_timeline_switches_to_one_lane_per_instance_when_crowded(tmp_path):
