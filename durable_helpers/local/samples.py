@@ -172,7 +172,7 @@ def ChargeCard(ctx: task.ActivityContext, data: Any) -> str:
     attempt = next_attempt(f"charge/{ctx.orchestration_id}")
     if attempt <= failures:
         raise ValueError(
-            f"Card declined for order {order} (attempt {attempt} of {failures} that fail)"
+            f"Card declined for order {order} (declined attempt {attempt} of {failures})"
         )
     return f"Charged order {order}"
 
@@ -363,7 +363,7 @@ _SAMPLES: list[dict[str, Any]] = [
         "input": {"failures": 1},
         "output": None,
         "status": "Failed",
-        "description": "Fails with 'Card declined for order 42 (attempt 1 of 1 that fail)' "
+        "description": "Fails with 'Card declined for order 42 (declined attempt 1 of 1)' "
         "from activity ChargeCard; after a rewind ChargeCard succeeds and the output is "
         "['Hello Tokyo!', 'Charged order 42'].",
         "output_after_rewind": ["Hello Tokyo!", "Charged order 42"],
