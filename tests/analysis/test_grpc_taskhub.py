@@ -156,6 +156,8 @@ def test_grpc_taskhub_over_the_in_memory_backend(in_memory: Ran) -> None:
         }
         assert list(hub.instances(name="HelloSequence")["InstanceId"]) == ["hello"]
         assert hub.instances(limit=0).empty
+        assert hub.instances(created_from="2999-01-01T00:00+01:00").empty
+        assert len(hub.instances(created_to="2999-01-01")) == len(instances)
         with pytest.raises(ValueError, match="whole number"):
             hub.instances(limit=-3)  # the same checks as TaskHub (instance_filters)
         with pytest.raises(ValueError, match="no 'Unknown' status"):
