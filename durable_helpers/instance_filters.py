@@ -13,9 +13,10 @@ from __future__ import annotations
 import numbers
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from durable_helpers import schema
@@ -54,14 +55,14 @@ def instance_ids(ids: str | Iterable[str]) -> list[str]:
 
 
 def utc_datetime(value: Any, argument: str = "created_from") -> datetime:
-    """A datetime or ISO 8601 string as an aware UTC datetime (naive means UTC).
+    """A datetime, date or ISO 8601 string as an aware UTC datetime (naive means UTC).
 
     Example:
         >>> utc_datetime("2026-11-26 12:00").isoformat()
         '2026-11-26T12:00:00+00:00'
     """
     stamp = None
-    if isinstance(value, (str, datetime)):
+    if isinstance(value, (str, date, np.datetime64)):  # not numbers: epoch units are ambiguous
         try:
             stamp = pd.Timestamp(value)
         except ValueError:

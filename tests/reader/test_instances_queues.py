@@ -5,6 +5,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
+import numpy as np
 import pandas as pd
 import pytest
 from durabletask.client import OrchestrationStatus
@@ -53,6 +54,7 @@ def test_instances_filters(populated):
     assert ids(th.instances(created_from="2026-11-26 12:35")) == ["ship-2"]  # naive = UTC
     everything = th.instances(created_from=datetime.min.replace(tzinfo=schema.UTC))
     assert len(everything) == len(th.instances())  # year 1 is sent as 0001, not 1
+    assert len(th.instances(created_from=T.date(), created_to=np.datetime64("2999-01-01"))) == 5
     assert ids(th.instances(instance_id_prefix="order-")) == ["order-1", "order-2", "order-3"]
     assert len(th.instances(limit=2)) == 2
     assert th.instances(name="Nobody").empty
