@@ -396,8 +396,14 @@ def entity_batch_rows(
 ENTITY_CONSUMED = INSTANCE_CONSUMED
 
 
-def _user_state(text: str | None) -> Any:
-    """The user state decoded from its JSON text; None when absent or not JSON."""
+def decode_entity_state(text: str | None) -> Any:
+    """The user state decoded from its JSON text; None when absent or not JSON (the text is
+    kept beside it as ``StateRaw``, so nothing is lost).
+
+    Example:
+        >>> decode_entity_state('{"value":9}'), decode_entity_state("not json")
+        ({'value': 9}, None)
+    """
     if text is None:
         return None
     try:
@@ -447,7 +453,7 @@ def decode_entity_row(entity: Mapping[str, Any]) -> dict[str, Any]:
         "Name": name,
         "Key": key,
         "Exists": exists,
-        "State": _user_state(scheduler.state) if scheduler else None,
+        "State": decode_entity_state(scheduler.state) if scheduler else None,
         "StateRaw": scheduler.state if scheduler else None,
         "LockedBy": locked_by,
         "BacklogQueueSize": backlog,
