@@ -129,8 +129,11 @@ class EntityFilter:
             >>> EntityFilter.of(modified_from="2026-11-26").modified_from.year
             2026
         """
-        if name is not None:
-            schema.entity_instance_id(name, "")  # a non-empty str without '@'
+        if name is not None and (not isinstance(name, str) or not name or "@" in name):
+            raise ValueError(
+                f"name takes an entity name (a non-empty str without '@', e.g. 'counter'), "
+                f"not {name!r}; pass name=None for every entity"
+            )
         if key_prefix is not None and not isinstance(key_prefix, str):
             raise ValueError(f"key_prefix is a str (the start of the keys), not {key_prefix!r}")
         if not isinstance(include_state, bool):

@@ -1,11 +1,12 @@
-"""GrpcTaskHub: instances and histories over the Durable Task gRPC protocol, as DataFrames.
+"""GrpcTaskHub: instances, histories and entities over the Durable Task gRPC protocol, as frames.
 
 A second source with the same frame shape as :class:`durable_helpers.TaskHub` (docs/frames.md),
 for any backend that speaks the protocol (the local task hub, a Durable Task sidecar, the
 Durable Task Scheduler emulator, durabletask's in-memory test backend). The protocol messages are
 turned into table-shaped rows (the column names and encodings the Azure Storage provider writes,
 via :mod:`durable_helpers.protocol_rows`) and built into frames by the same builders the table
-reader uses (:mod:`durable_helpers.frames`), so every analysis works on either source.
+reader uses (:mod:`durable_helpers.frames`, :mod:`durable_helpers.entity_frames`), so every
+analysis works on either source.
 
 What the protocol does not carry stays null: ``TableTimestamp`` (no table), ``Generation`` and
 ``TaskHubName`` (unless ``hub_name`` is given). ``IsPlayed`` is inferred the way the Azure

@@ -280,7 +280,8 @@ class TaskHub:
 
         ``name`` (case-insensitive, as entity ids are) and ``key_prefix`` become a PartitionKey
         range, ``modified_from``/``modified_to`` (inclusive; datetimes or ISO strings, naive =
-        UTC) a CreatedTime range: the provider's own entity query. ``include_state=False`` reads
+        UTC) a CreatedTime range: the provider's own entity query. Entities without state
+        (deleted, or only locked) are rows too, with Exists False. ``include_state=False`` reads
         only the status (no Input, no blobs): State, Queue and Suspended are then null.
 
         Example:

@@ -312,7 +312,7 @@ error=None), 'Internal Error: boom')
     current = doc.get("currentOperation")
     return EntityStatus(
         exists=doc.get("entityExists") is True,
-        queue_size=size if isinstance(size, int) and not isinstance(size, bool) else 0,
+        queue_size=size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else 0,
         locked_by=locked_by if isinstance(locked_by, str) else None,
         current_operation=dict(current) if isinstance(current, dict) else None,
     )
