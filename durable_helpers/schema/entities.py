@@ -8,7 +8,7 @@ state as a JSON *string* inside it, the queue of waiting requests, the lock hold
 as OrchestratorStarted, ExecutionStarted, OrchestratorCompleted and the sentinel. Writers give
 the DurableTask.Core shape; parsers accept the classic DF 2.x shape too (``exists``, ``$type``)
 and ignore keys they do not know. The message bodies are in ``entity_messages``. Calls
-``keys``, ``values``, ``encode`` and ``decode``.
+``keys``, ``values``, ``columns``, ``encode`` and ``decode``.
 
 Choices where the reference is [unsure] (the readers accept both ways):
 
