@@ -70,11 +70,13 @@ def management_panel(view: Any, sel: Selection) -> list[w.Widget]:
     def after(outcome: ActionResult) -> None:
         color = "#2ca02c" if outcome.ok else "#b00"
         result.value = f"<span style='color:{color}'>{esc(outcome.message)}</span>"
-        view.refresh()
-        if outcome.ok and outcome.action != "purge":
-            view.open_instance(outcome.new_instance_id or outcome.instance_id, keep_message=True)
-        elif outcome.ok:
+        if outcome.ok and outcome.action == "purge":
             view.close_detail()
+        elif outcome.ok:
+            changed = None if outcome.new_instance_id else sel.value("RuntimeStatus")
+            target = outcome.new_instance_id or outcome.instance_id
+            view.open_instance(target, keep_message=True, changed_from=changed)
+        view.refresh()
 
     def cancel_it(_: Any) -> None:
         view.pending = None

@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -411,6 +412,31 @@ class ExplorerModel:
         if self.manage is None:
             raise actions.ReadOnlyError("This explorer is read-only.")
         return actions.run(self.manage, pending)
+
+    def wait_for_change(
+        self, instance_id: str, status: Any, timeout: float = 10.0, interval: float = 0.5
+    ) -> Any:
+        """Poll the instance until its runtime status is no longer ``status`` (at most
+        ``timeout`` seconds); the status last seen. Actions are queued work: a terminate or a
+        resume shows in the tables a moment after the client call returned.
+
+        Example:
+            >>> model.wait_for_change("abc", "Running")                 # doctest: +SKIP
+            'Terminated'
+        """
+        reader = getattr(self.hub, "instance", None)
+        seen = status
+        if not callable(reader):
+            return seen
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                seen = str(reader(instance_id)["RuntimeStatus"])
+            except KeyError:  # purged (InstanceNotFoundError)
+                return None
+            if seen != status or time.monotonic() >= deadline:
+                return seen
+            time.sleep(interval)
 
     def with_filters(self, **changes: Any) -> Filters:
         """Change some filters (back to the first page) and return the new filters.

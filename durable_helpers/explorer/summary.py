@@ -79,6 +79,7 @@ def summary_html(sel: Selection) -> str:
         >>> "<table>" in summary_html(Selection("abc", None, pd.DataFrame()))
         True
     """
+    completed = sel.value("CompletedTime")
     rows = [
         ("Status", status_badge(sel.value("RuntimeStatus"))),
         ("Name", esc(sel.value("Name"))),
@@ -86,7 +87,7 @@ def summary_html(sel: Selection) -> str:
         ("Execution id", esc(sel.value("ExecutionId"))),
         ("Created", esc(utc_time(sel.value("CreatedTime"))) + " UTC"),
         ("Last updated", esc(utc_time(sel.value("LastUpdatedTime"))) + " UTC"),
-        ("Completed", esc(utc_time(sel.value("CompletedTime")) or "not yet")),
+        ("Completed", esc(utc_time(completed) + " UTC" if completed is not None else "not yet")),
         ("Duration", esc(format_duration(sel.value("Duration")) or "running")),
         ("Input", preview(sel.value("Input"))),
         ("Output", preview(sel.value("Output"))),

@@ -25,7 +25,6 @@ from durable_helpers import mermaid
 from durable_helpers.explorer.actions import PendingAction
 from durable_helpers.explorer.manage_panel import management_panel
 from durable_helpers.explorer.model import (
-    SORTS,
     STATUSES,
     WINDOWS,
     ExplorerModel,
@@ -40,6 +39,20 @@ from durable_helpers.instance_filters import InstanceFilter
 
 #: Seconds between two reads while auto-refresh is on.
 AUTO_REFRESH_SECONDS = 5.0
+#: The history columns the History tab shows (``hub.history(id)`` has them all).
+HISTORY_COLUMNS = (
+    "Sequence",
+    "EventType",
+    "EventId",
+    "Name",
+    "TaskScheduledId",
+    "Timestamp",
+    "Input",
+    "Result",
+    "Duration",
+    "FailureType",
+    "FailureMessage",
+)
 _COLUMNS = "minmax(16em, 2.2fr) minmax(10em, 1.4fr) 8.5em 12.5em 7em"
 
 
@@ -125,14 +138,15 @@ class ExplorerView(w.VBox):
         self.auto = w.ToggleButton(description=f"Auto-refresh {AUTO_REFRESH_SECONDS:g} s")
         self.sort = w.Dropdown(
             options=[
-                (f"{label} {arrow}", (key, desc))
-                for key, (label, _) in SORTS.items()
-                for arrow, desc in (("↓ (newest/longest first)", True), ("↑", False))
+                ("newest first", ("created", True)),
+                ("oldest first", ("created", False)),
+                ("longest first", ("duration", True)),
+                ("shortest first", ("duration", False)),
             ],
             value=(model.sort, model.descending),
-            description="Sort by",
+            description="Sort",
         )
-        self.sort.layout = w.Layout(width="22em")
+        self.sort.layout = w.Layout(width="16em")
         self.counts = w.HTML()
         self.status_line = w.HTML()
         self.status_line.add_class("dh-status-line")
@@ -270,17 +284,24 @@ class ExplorerView(w.VBox):
 
     # ------------------------------------------------------------------------ detail
 
-    def open_instance(self, instance_id: str, keep_message: bool = False) -> None:
-        """Select ``instance_id``: read its row and history in the background, show the tabs."""
+    def open_instance(
+        self, instance_id: str, keep_message: bool = False, changed_from: Any = None
+    ) -> None:
+        """Select ``instance_id``: read its row and history in the background, show the tabs.
+
+        With ``changed_from`` (a status, after an action) wait a little for the status to move.
+        """
         if not keep_message:
             self.action_result.value = ""
         self._busy(f"Reading the history of {instance_id}…")
         self.pending = None
-        self.jobs.start(
-            "detail",
-            lambda: self._prepare_detail(self.model.select(instance_id)),
-            self._show_detail,
-        )
+
+        def read() -> tuple[Selection, bytes | None, Any]:
+            if changed_from is not None:
+                self.model.wait_for_change(instance_id, changed_from)
+            return self._prepare_detail(self.model.select(instance_id))
+
+        self.jobs.start("detail", read, self._show_detail)
 
     def _prepare_detail(self, sel: Selection) -> tuple[Selection, bytes | None, Any]:
         """The slow parts of the tabs (timeline PNG, diagram), built in the background thread."""
@@ -304,7 +325,9 @@ class ExplorerView(w.VBox):
         sel, png, diagram = prepared
         history_out = w.Output()
         history_out.add_class("dh-history")
-        history_out.append_display_data(sel.history)
+        shown = [c for c in HISTORY_COLUMNS if c in sel.history.columns]
+        with pd.option_context("display.max_rows", 200, "display.max_columns", 20):
+            history_out.append_display_data(sel.history[shown])
         sequence_out = w.Output()
         sequence_out.add_class("dh-sequence")
         sequence_out.append_display_data(diagram)
