@@ -37,7 +37,7 @@ def escape(value: Any, limit: int | None = None) -> str:
     Example:
         >>> escape('say "hi" --> %%{init}%%')
         'say #34;hi#34; #45;#45;#62; #37;#37;#123;init#125;#37;#37;'
-        >>> escape("a\\nvery long name", limit=8)
+        >>> escape("a\\nvery long name", limit=9)
         'a very l…'
     """
     text = _SPACES.sub(" ", "" if value is None else str(value)).strip()
