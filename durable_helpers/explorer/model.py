@@ -21,21 +21,13 @@ from typing import Any
 
 import pandas as pd
 
-from durable_helpers import analysis
+from durable_helpers import analysis, schema
 from durable_helpers.explorer import actions
 from durable_helpers.storage import mask_secrets
 
-#: Runtime statuses offered as filters, in the order the explorer shows them.
-STATUSES = (
-    "Pending",
-    "Running",
-    "Suspended",
-    "Completed",
-    "Failed",
-    "Terminated",
-    "ContinuedAsNew",
-    "Canceled",
-)
+#: Runtime statuses offered as filters, in lifecycle order (not DF's Unknown: no reader
+#: can filter on it).
+STATUSES = tuple(s for s in schema.RUNTIME_STATUSES if s != "Unknown")
 #: Created-time windows: key -> (label, length; None = no bound, "custom" = from/to given).
 WINDOWS: dict[str, tuple[str, Any]] = {
     "1h": ("last hour", pd.Timedelta(hours=1)),
