@@ -24,6 +24,7 @@ _EXPORTS = {
     "GrpcTaskHub": "grpc_taskhub",
     "Snapshot": "snapshot",
     "load_snapshot": "snapshot",
+    "explore": "explorer",
 }
 
 __all__ = [
@@ -34,11 +35,13 @@ __all__ = [
     "Snapshot",
     "TaskHub",
     "__version__",
+    "explore",
     "load_snapshot",
 ]
 
 if TYPE_CHECKING:
     from .entity_frames import EntityNotFoundError
+    from .explorer import explore
     from .grpc_taskhub import GrpcTaskHub
     from .snapshot import Snapshot, load_snapshot
     from .taskhub import HubNotFoundError, InstanceNotFoundError, TaskHub
