@@ -13,6 +13,9 @@ are the caller's: ``event.eventId`` and ``event.timestamp`` are not part of the 
 ``columns_to_event`` is the inverse: it reads a History row (a mapping; absent columns, ``""``
 and ``"null"`` count as null) back into a ``HistoryEvent``, including ``EventId`` and
 ``_Timestamp``. It does not follow ``<Prop>BlobName`` columns: resolve large payloads first.
+``frame_row_to_event`` does the same for a row of a *History frame* (docs/frames.md: the readers'
+column names, pandas nulls, payloads already fetched from their blobs); it renames the frame's
+columns back to the table's and calls ``columns_to_event``.
 
 Event types without a DTFx row type (entity events) are stored as ``GenericEvent`` with the
 protobuf JSON in ``Data`` and the oneof name in ``DurableTaskEventType`` so they round-trip.
@@ -46,6 +49,7 @@ __all__ = [
     "event_to_columns",
     "failure_from_json",
     "failure_to_json",
+    "frame_row_to_event",
 ]
 
 UTC = timezone.utc  # noqa: UP017
@@ -531,3 +535,79 @@ def _decode_into(event: pb.HistoryEvent, kind: str, c: Mapping[str, Any]) -> Non
         tc = _trace_from_json(_json_col(c, "ParentTraceContext"))
         if tc is not None:
             e.parentTraceContext.CopyFrom(tc)
+
+
+# ------------------------------------------------------------------------------------------
+# History frame rows (docs/frames.md) -> events
+# ------------------------------------------------------------------------------------------
+
+#: Frame column -> the table column ``columns_to_event`` reads it from.
+_FRAME_TO_TABLE = {
+    "InputRaw": "Input",
+    "ResultRaw": "Result",
+    "TargetInstanceId": "InstanceId",
+    "Timestamp": "_Timestamp",
+}
+#: Frame columns that are derived (decoded payloads, keys, matches), not stored event data.
+_FRAME_DERIVED = frozenset(
+    {
+        "InstanceId",
+        "Input",
+        "Result",
+        "Sequence",
+        "RowKey",
+        "TableTimestamp",
+        "IsPlayed",
+        "FailureType",
+        "FailureMessage",
+        "FailureStackTrace",
+        "ScheduledTime",
+        "Duration",
+        "PartitionKey",
+    }
+)
+
+
+#: pandas' null scalars, by type name (the sidecar imports this module and stays pandas-free).
+_PANDAS_NULLS = frozenset({"NAType", "NaTType"})
+
+
+def _frame_null(value: Any) -> bool:
+    if value is None or type(value).__name__ in _PANDAS_NULLS:
+        return True
+    return isinstance(value, float) and value != value
+
+
+def frame_row_table_columns(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A History frame row (docs/frames.md) as the table columns ``columns_to_event`` reads.
+
+    The raw payload text (``InputRaw``, ``ResultRaw``) becomes ``Input``/``Result``,
+    ``TargetInstanceId`` the table's ``InstanceId``, ``Timestamp`` (the event's own time)
+    ``_Timestamp``; derived columns (decoded payloads, Sequence, matches, failure parts) are
+    dropped, pandas nulls (``NA``, ``NaT``, NaN) are left out, extras keep their table names.
+
+    Example:
+        >>> frame_row_table_columns({"EventType": "TaskCompleted", "TaskScheduledId": 1,
+        ...     "Result": "Hello Tokyo!", "ResultRaw": '"Hello Tokyo!"', "TimerId": None})
+        {'EventType': 'TaskCompleted', 'TaskScheduledId': 1, 'Result': '"Hello Tokyo!"'}
+    """
+    out: dict[str, Any] = {}
+    for name, value in row.items():
+        if name in _FRAME_DERIVED or _frame_null(value):
+            continue
+        if name == "State" and isinstance(value, (dict, list)):
+            value = _compact(value)
+        out[_FRAME_TO_TABLE.get(name, name)] = value
+    return out
+
+
+def frame_row_to_event(row: Mapping[str, Any]) -> pb.HistoryEvent:
+    """Rebuild a protocol HistoryEvent from one row of a History frame (docs/frames.md).
+
+    Example:
+        >>> ev = frame_row_to_event({"EventType": "TaskScheduled", "EventId": 1, "Name": "Hello",
+        ...     "Input": "Tokyo", "InputRaw": '"Tokyo"', "TimerId": float("nan")})
+        >>> ev.eventId, ev.taskScheduled.name, ev.taskScheduled.input.value
+        (1, 'Hello', '"Tokyo"')
+    """
+    return columns_to_event(frame_row_table_columns(row))
