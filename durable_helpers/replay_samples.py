@@ -353,3 +353,32 @@ def hello_reversed_functions(context: Any) -> Generator[Any, Any, Any]:
     for city in reversed(SEED_CITIES):
         results.append((yield context.call_activity("Hello", city)))
     return results
+
+
+def order_approval_functions(change: str | None = None) -> Callable[[Any], Any]:
+    """``OrderApproval`` v1 in the Functions-app style (``azure-functions-durable``), or with
+    ``change="reorder"`` (Reserve before Validate), for checking Functions apps.
+
+    Example:
+        >>> order_approval_functions("reorder").__name__
+        'OrderApproval'
+    """
+    if change not in (None, "reorder"):
+        raise ValueError("the Functions-app port knows v1 (None) and 'reorder' only")
+    first, second = ("Reserve", "Validate") if change == "reorder" else ("Validate", "Reserve")
+
+    def OrderApproval(context: Any) -> Generator[Any, Any, Any]:
+        order = context.get_input()
+        context.set_custom_status("Validating")
+        one = yield context.call_activity(first, order)
+        two = yield context.call_activity(second, order)
+        context.set_custom_status("WaitingForApproval")
+        approval = yield context.wait_for_external_event("Approval")
+        shipment = yield context.call_sub_orchestrator(CHILD, order)
+        context.set_custom_status("WaitingForDelivery")
+        yield context.wait_for_external_event("Delivered")
+        note = yield context.call_activity("Notify", order)
+        context.set_custom_status("Done")
+        return {"steps": [one, two], "approval": approval, "shipment": shipment, "note": note}
+
+    return OrderApproval

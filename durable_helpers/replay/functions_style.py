@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -167,7 +168,9 @@ def _run_sdk(
     executor.process_event = probe
     error: Exception | None = None
     try:
-        orchestrator.handle(context)
+        with warnings.catch_warnings():  # the SDK's typing deprecation notes, not ours to show
+            warnings.simplefilter("ignore", DeprecationWarning)
+            orchestrator.handle(context)
     except Exception as raised:  # the orchestrator raised: the SDK re-raises it, wrapped
         error = executor.exception or raised
     return context, executor, made, error
