@@ -19,14 +19,14 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import durabletask.internal.orchestrator_service_pb2 as pb
 import pandas as pd
 
-from durable_helpers.protocol_rows import frame_row_to_event
+from durable_helpers.protocol_rows import columns_to_event, frame_table_rows
 
 #: Columns without which a frame cannot be a History frame.
 REQUIRED_COLUMNS = ("InstanceId", "EventType", "EventId")
@@ -41,6 +41,29 @@ _COMPLETIONS = (
 )
 
 
+class ReportRows(Sequence[dict[str, Any]]):
+    """The rows of one execution as the reports quote them (``ROW_COLUMNS``), built on demand.
+
+    Example:
+        >>> rows = ReportRows({"EventType": ["TaskScheduled"], "Name": [None]}, [0])
+        >>> len(rows), rows[0]
+        (1, {'EventType': 'TaskScheduled', 'Name': None})
+    """
+
+    def __init__(self, keys: dict[str, list[Any]], indices: list[int]) -> None:
+        self._keys = {c: keys[c] for c in ROW_COLUMNS if c in keys}
+        self._indices = indices
+
+    def __len__(self) -> int:
+        return len(self._indices)
+
+    def __getitem__(self, position: Any) -> Any:
+        if isinstance(position, slice):
+            return [self[i] for i in range(*position.indices(len(self)))]
+        i = self._indices[position]
+        return {c: _plain(values[i]) for c, values in self._keys.items()}
+
+
 @dataclass
 class RecordedExecution:
     """One instance's current execution: its rows (for reports) and its protocol events."""
@@ -48,7 +71,7 @@ class RecordedExecution:
     instance_id: str
     execution_id: str | None
     name: str | None
-    rows: list[dict[str, Any]]
+    rows: Sequence[dict[str, Any]]
     events: list[pb.HistoryEvent]
     #: other executions the frame held for this instance (not replayed)
     older_executions: int = 0
@@ -124,9 +147,10 @@ def iter_histories(frame: pd.DataFrame) -> Iterator[RecordedExecution]:
         ValueError: instance 'a', row 0: unknown EventType 'Nonsense' in a History row
     """
     check_frame(frame)
-    data = {c: frame[c].tolist() for c in frame.columns}
-    for instance_id, indices in _group(data["InstanceId"]).items():
-        yield _execution(instance_id, indices, data)
+    rows = frame_table_rows(frame)
+    keys = {c: frame[c].tolist() for c in ("ExecutionId", "Sequence", *ROW_COLUMNS) if c in frame}
+    for instance_id, indices in _group(frame["InstanceId"].tolist()).items():
+        yield _execution(instance_id, indices, rows, keys)
 
 
 def split_histories(frame: pd.DataFrame) -> list[RecordedExecution]:
@@ -141,32 +165,33 @@ def split_histories(frame: pd.DataFrame) -> list[RecordedExecution]:
     return list(iter_histories(frame))
 
 
-def _execution(instance_id: str, indices: list[int], data: dict[str, list[Any]]) -> Any:
-    executions = data.get("ExecutionId")
+def _execution(
+    instance_id: str,
+    indices: list[int],
+    rows: list[dict[str, Any]],
+    keys: dict[str, list[Any]],
+) -> RecordedExecution:
+    executions = keys.get("ExecutionId")
     older = 0
+    current = None
     if executions is not None:
         seen = list(dict.fromkeys(_plain(executions[i]) for i in indices))
         current = seen[-1]
         older = len(seen) - 1
-        indices = [i for i in indices if _plain(executions[i]) == current]
-    else:
-        current = None
-    sequences = data.get("Sequence")
+        if older:
+            indices = [i for i in indices if _plain(executions[i]) == current]
+    sequences = keys.get("Sequence")
     if sequences is not None and all(_plain(sequences[i]) is not None for i in indices):
         indices = sorted(indices, key=lambda i: sequences[i])
-    columns = list(data)
-    rows: list[dict[str, Any]] = []
     events: list[pb.HistoryEvent] = []
     name = None
     for position, i in enumerate(indices):
-        row = {c: data[c][i] for c in columns}
         try:
-            event = frame_row_to_event(row)
+            event = columns_to_event(rows[i])
         except (ValueError, TypeError, KeyError) as error:
             raise ValueError(f"instance {instance_id!r}, row {position}: {error}") from None
         if name is None and event.HasField("executionStarted"):
             name = event.executionStarted.name
-        rows.append({c: _plain(row.get(c)) for c in ROW_COLUMNS})
         events.append(event)
     if name is None:
         raise ValueError(
@@ -174,7 +199,7 @@ def _execution(instance_id: str, indices: list[int], data: dict[str, list[Any]])
             f"{current!r}, so there is nothing to start the orchestrator from (a partial frame? "
             "read it whole with hub.history(instance_id))"
         )
-    return RecordedExecution(instance_id, current, name, rows, events, older)
+    return RecordedExecution(instance_id, current, name, ReportRows(keys, indices), events, older)
 
 
 def renumber(events: Iterable[pb.HistoryEvent], delta: int) -> None:

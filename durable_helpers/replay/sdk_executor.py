@@ -107,20 +107,19 @@ class _Probe:
         index = self.index_of.get(id(event), -1)
         kind = event.WhichOneof("eventType")
         pending = ctx._pending_actions
-        before = pending.get(event.eventId) if kind in SCHEDULING_EVENTS else None
-        if self.run.failed_at is None:
-            snapshot = list(pending.values())
-            waiting = sorted(ctx._pending_events)
-            complete = bool(ctx._is_complete)
+        before = pending.get(event.eventId) if event.eventId >= 0 else None
         try:
             self.original(ctx, event)
         except BaseException:
+            # A non-determinism error is raised before the executor changes anything but the
+            # one pending action it popped (``before``), so the state seen here is the state
+            # the failing event met.
             if self.run.failed_at is None:
                 self.run.failed_at = index
                 self.run.action_at_failure = before
-                self.run.pending_at_failure = snapshot
-                self.run.waiting_at_failure = waiting
-                self.run.complete_at_failure = complete
+                self.run.pending_at_failure = list(pending.values())
+                self.run.waiting_at_failure = sorted(ctx._pending_events)
+                self.run.complete_at_failure = bool(ctx._is_complete)
             raise
         if before is not None and self.run.input_mismatch is None:
             self._compare_input(index, kind, event, before)
