@@ -2,9 +2,9 @@
 Python ports of the seed's 2019 Hello chain in both SDK styles.
 
 ``OrderApproval`` (v1) validates and reserves an order, waits for an ``Approval`` event, ships
-it through the ``ShipOrder`` sub-orchestration, waits for a ``Delivered`` event and notifies:
+it through the ``ShipParcel`` sub-orchestration, waits for a ``Delivered`` event and notifies:
 
-    Validate -> Reserve -> [wait Approval] -> ShipOrder (child) -> [wait Delivered] -> Notify
+    Validate -> Reserve -> [wait Approval] -> ShipParcel (child) -> [wait Delivered] -> Notify
 
 ``order_approval(change)`` returns that orchestrator with one change from ``CHANGES`` applied
 (``None``: v1 itself). Each change is what a developer might deploy while instances wait; the
@@ -30,12 +30,13 @@ from collections.abc import Callable, Generator, Iterable
 from datetime import timedelta
 from typing import Any
 
+import pandas as pd
 from durabletask import client as sdk_client
 from durabletask import task
 from durabletask.worker import TaskHubGrpcWorker
 
 ORCHESTRATOR = "OrderApproval"
-CHILD = "ShipOrder"
+CHILD = "ShipParcel"
 #: The version the safe change's new step is for (instances started before it are "1.0").
 NEW_VERSION = "2.0"
 
@@ -44,9 +45,9 @@ CHANGES: dict[str, str] = {
     "insert_activity": "a FraudCheck activity inserted after Reserve, before the approval wait",
     "remove_activity": "Validate removed",
     "reorder": "Reserve called before Validate",
-    "rename_activity": "Reserve renamed ReserveStock",
+    "rename_activity": "Reserve renamed ReserveItems",
     "add_timer": "a 1-second durable timer after the approval, before shipping",
-    "change_sub_orchestration": "ShipOrderV2 called instead of the ShipOrder sub-orchestration",
+    "change_sub_orchestration": "ShipParcelV2 called instead of the ShipParcel sub-orchestration",
     "replace_event_wait": "the Approval wait replaced by an AutoApprove activity",
     "safe_append": "a Survey activity after Notify, only for instances of version 2.0",
 }
@@ -98,22 +99,22 @@ def _named(name: str, text: str) -> Callable[[task.ActivityContext, Any], str]:
     return activity
 
 
-ReserveStock = _named("ReserveStock", "reserved")
+ReserveItems = _named("ReserveItems", "reserved")
 FraudCheck = _named("FraudCheck", "checked")
 AutoApprove = _named("AutoApprove", "auto-approved")
 Pack = _named("Pack", "packed")
 Notify = _named("Notify", "notified")
 Survey = _named("Survey", "surveyed")
-ACTIVITIES = [Validate, Reserve, ReserveStock, FraudCheck, AutoApprove, Pack, Notify, Survey]
+ACTIVITIES = [Validate, Reserve, ReserveItems, FraudCheck, AutoApprove, Pack, Notify, Survey]
 
 
-def ShipOrder(ctx: task.OrchestrationContext, order: dict[str, Any]) -> Gen:
+def ShipParcel(ctx: task.OrchestrationContext, order: dict[str, Any]) -> Gen:
     """Sub-orchestration: packs the order (activity ``Pack``) and returns the parcel text."""
     packed = yield ctx.call_activity("Pack", input=order)
     return f"shipped ({packed})"
 
 
-def ShipOrderV2(ctx: task.OrchestrationContext, order: dict[str, Any]) -> Gen:
+def ShipParcelV2(ctx: task.OrchestrationContext, order: dict[str, Any]) -> Gen:
     """Sub-orchestration of the ``change_sub_orchestration`` change: same work, new name."""
     packed = yield ctx.call_activity("Pack", input=order)
     return f"shipped v2 ({packed})"
@@ -139,7 +140,7 @@ def order_approval(change: str | None = None) -> Callable[[task.OrchestrationCon
             valid = True
             if change != "remove_activity":
                 valid = yield ctx.call_activity("Validate", input=order)
-            reserve = "ReserveStock" if change == "rename_activity" else "Reserve"
+            reserve = "ReserveItems" if change == "rename_activity" else "Reserve"
             reservation = yield ctx.call_activity(reserve, input=order)
         if change == "insert_activity":
             yield ctx.call_activity("FraudCheck", input=order)
@@ -150,7 +151,7 @@ def order_approval(change: str | None = None) -> Callable[[task.OrchestrationCon
             approval = yield ctx.wait_for_external_event("Approval")
         if change == "add_timer":
             yield ctx.create_timer(timedelta(seconds=1))
-        child = "ShipOrderV2" if change == "change_sub_orchestration" else CHILD
+        child = "ShipParcelV2" if change == "change_sub_orchestration" else CHILD
         shipment = yield ctx.call_sub_orchestrator(child, input=order)
         ctx.set_custom_status("WaitingForDelivery")
         yield ctx.wait_for_external_event("Delivered")
@@ -171,7 +172,7 @@ def order_worker(
 ) -> TaskHubGrpcWorker:
     """A (not yet started) SDK worker for ``address`` running ``order_approval(change)``.
 
-    It registers the orchestrator, both ``ShipOrder`` versions and every activity, and asks the
+    It registers the orchestrator, both ``ShipParcel`` versions and every activity, and asks the
     sidecar only for those (work item filters), so it can share a task hub with other workers.
 
     Example:
@@ -180,8 +181,8 @@ def order_worker(
     """
     worker = TaskHubGrpcWorker(host_address=address, **worker_options)
     worker.add_orchestrator(order_approval(change))
-    worker.add_orchestrator(ShipOrder)
-    worker.add_orchestrator(ShipOrderV2)
+    worker.add_orchestrator(ShipParcel)
+    worker.add_orchestrator(ShipParcelV2)
     for activity in ACTIVITIES:
         worker.add_activity(activity)
     worker.use_work_item_filters()
@@ -305,6 +306,51 @@ def finish_orders(
         )
         for iid in ids
     }
+
+
+def confirm(
+    predicted: pd.DataFrame,
+    recorded: pd.DataFrame,
+    after: pd.DataFrame,
+    states: dict[str, sdk_client.OrchestrationState],
+) -> pd.DataFrame:
+    """Predictions (``check_many``'s frame) next to what really happened once the new code ran.
+
+    ``recorded`` holds the histories the predictions were made from, ``after`` the histories
+    read once the instances finished, ``states`` their final states (``finish_orders``).
+    ``Confirmed`` is True when reality agrees: a ``breaks`` instance failed with the SDK's
+    NonDeterminismError; a ``diverges`` one went on and, right after its recorded history,
+    scheduled the activity the check named; an ``ok`` one completed.
+
+    Example:
+        >>> confirm(found, recorded, hub.histories(ids), states)  # doctest: +SKIP
+    """
+    rows = []
+    for found in predicted.itertuples():
+        state = states[found.InstanceId]
+        failure = state.failure_details
+        recorded_rows = int((recorded.InstanceId == found.InstanceId).sum())
+        later = after[after.InstanceId == found.InstanceId].iloc[recorded_rows:]
+        ran = [n for n in later[later.EventType == "TaskScheduled"].Name.tolist() if n]
+        status = state.runtime_status.name.title()
+        if found.Verdict == "breaks":
+            confirmed = failure is not None and "NonDeterminismError" in failure.error_type
+        elif found.Verdict == "diverges":
+            first = ran[0] if ran else None
+            confirmed = status != "Failed" and first is not None and f"'{first}'" in found.Code
+        else:
+            confirmed = status == "Completed"
+        rows.append(
+            {
+                "InstanceId": found.InstanceId,
+                "Predicted": found.Verdict,
+                "Status": status,
+                "Error": failure.error_type.rsplit(".", 1)[-1] if failure else None,
+                "ActivitiesAfterRecording": ran,
+                "Confirmed": confirmed,
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 # ------------------------------------------------------------------------- the seed's chain
