@@ -253,12 +253,10 @@ def check_recorded(
             custom = json.loads(run.custom_status)
         except ValueError:
             custom = run.custom_status
-    return ReplayResult(
-        instance_id=rec.instance_id,
-        execution_id=rec.execution_id,
-        name=rec.name,
-        sdk="durabletask",
-        verdict=verdict,  # type: ignore[arg-type]
+    return ReplayResult.for_execution(
+        rec,
+        "durabletask",
+        verdict,
         divergence=divergence,
         next_actions=next_actions,
         waiting_for=tuple(run.waiting_for),

@@ -376,12 +376,10 @@ def check_recorded(
     elif executor.orchestrator_returned and recorded_done is None:
         next_actions += (f"complete(result={short(repr(executor.output))})",)
     waiting = tuple(sorted(k for k in context.open_tasks if isinstance(k, str)))
-    return ReplayResult(
-        instance_id=rec.instance_id,
-        execution_id=rec.execution_id,
-        name=rec.name,
-        sdk="functions",
-        verdict=verdict,  # type: ignore[arg-type]
+    return ReplayResult.for_execution(
+        rec,
+        "functions",
+        verdict,
         divergence=divergence,
         next_actions=next_actions,
         waiting_for=waiting,

@@ -62,6 +62,31 @@ def _input_part(message: Any) -> str:
     return f", input={payload_text(message.input.value)}" if message.HasField("input") else ""
 
 
+#: action / history event oneof name -> the SDK call that makes it
+_CALLS = {
+    "scheduleTask": "call_activity",
+    "taskScheduled": "call_activity",
+    "createSubOrchestration": "call_sub_orchestrator",
+    "subOrchestrationInstanceCreated": "call_sub_orchestrator",
+    "createTimer": "create_timer",
+    "timerCreated": "create_timer",
+    "sendEvent": "send_event",
+    "eventSent": "send_event",
+}
+
+
+def _call(kind: str, message: Any, action_id: int) -> str:
+    call = _CALLS[kind]
+    if call == "create_timer":
+        args = f"fire_at={message.fireAt.ToJsonString()}"
+    elif call == "send_event":
+        target = message.instance.instanceId if kind == "sendEvent" else message.instanceId
+        args = f"{target!r}, {message.name!r}"
+    else:
+        args = f"{message.name!r}{_input_part(message)}"
+    return f"{call}({args}) [id {action_id}]"
+
+
 def describe_action(action: pb.OrchestratorAction) -> str:
     """One SDK action as the call that made it, e.g. ``call_activity('Reserve', input=...)``.
 
@@ -71,24 +96,14 @@ def describe_action(action: pb.OrchestratorAction) -> str:
         "call_activity('Reserve') [id 2]"
     """
     kind = action.WhichOneof("orchestratorActionType")
-    if kind == "scheduleTask":
-        a = action.scheduleTask
-        text = f"call_activity({a.name!r}{_input_part(a)})"
-    elif kind == "createSubOrchestration":
-        a = action.createSubOrchestration
-        text = f"call_sub_orchestrator({a.name!r}{_input_part(a)})"
-    elif kind == "createTimer":
-        text = f"create_timer(fire_at={action.createTimer.fireAt.ToJsonString()})"
-    elif kind == "sendEvent":
-        a = action.sendEvent
-        text = f"send_event({a.instance.instanceId!r}, {a.name!r})"
-    elif kind == "completeOrchestration":
+    if kind in _CALLS:
+        return _call(kind, getattr(action, kind), action.id)
+    if kind == "completeOrchestration":
         return describe_completion(action.completeOrchestration)
-    elif kind == "sendEntityMessage":
-        text = f"entity message ({action.sendEntityMessage.WhichOneof('EntityMessageType')})"
-    else:
-        text = str(kind)
-    return f"{text} [id {action.id}]"
+    if kind == "sendEntityMessage":
+        message = action.sendEntityMessage.WhichOneof("EntityMessageType")
+        return f"entity message ({message}) [id {action.id}]"
+    return f"{kind} [id {action.id}]"
 
 
 def describe_completion(c: pb.CompleteOrchestrationAction) -> str:
@@ -120,14 +135,8 @@ def describe_event(event: pb.HistoryEvent) -> str:
     """
     kind = event.WhichOneof("eventType")
     e = getattr(event, kind) if kind else None
-    if kind == "taskScheduled":
-        return f"call_activity({e.name!r}{_input_part(e)}) [id {event.eventId}]"
-    if kind == "subOrchestrationInstanceCreated":
-        return f"call_sub_orchestrator({e.name!r}{_input_part(e)}) [id {event.eventId}]"
-    if kind == "timerCreated":
-        return f"create_timer(fire_at={e.fireAt.ToJsonString()}) [id {event.eventId}]"
-    if kind == "eventSent":
-        return f"send_event({e.instanceId!r}, {e.name!r}) [id {event.eventId}]"
+    if kind in _CALLS:
+        return _call(kind, e, event.eventId)
     if kind == "eventRaised":
         return f"event {e.name!r} raised"
     if kind == "executionCompleted":
@@ -179,6 +188,18 @@ class ReplayResult:
     waiting_for: tuple[str, ...] = ()
     custom_status: Any = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def for_execution(cls, rec: Any, sdk: str, verdict: str, **fields: Any) -> ReplayResult:
+        """A result for the recorded execution ``rec`` (its instance, execution and name).
+
+        Example:
+            >>> from durable_helpers.replay.history_input import RecordedExecution
+            >>> rec = RecordedExecution("i", "e", "Hello", [], [])
+            >>> ReplayResult.for_execution(rec, "durabletask", "ok").name
+            'Hello'
+        """
+        return cls(rec.instance_id, rec.execution_id, rec.name, sdk, verdict, **fields)  # type: ignore[arg-type]
 
     @property
     def replays(self) -> bool:
