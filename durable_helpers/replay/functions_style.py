@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -135,9 +136,21 @@ def describe_host_action(action: dict[str, Any]) -> str:
     return f"{call}({name!r}, {payload_text(text)})" if raw is not None else f"{call}({name!r})"
 
 
+@dataclass
+class _SdkRun:
+    """What the SDK's replay gave: its context and executor, the actions with the index of the
+    event that made them, and the orchestrator's exception with the event it happened at."""
+
+    context: Any
+    executor: Any
+    made: list[tuple[int, dict[str, Any]]]
+    error: Exception | None
+    error_at: int
+
+
 def _run_sdk(
     rec: RecordedExecution, events: list[pb.HistoryEvent], fn: Callable[..., Any]
-) -> tuple[Any, Any, list[tuple[int, dict[str, Any]]], Exception | None]:
+) -> _SdkRun:
     started = next(e.executionStarted for e in events if e.HasField("executionStarted"))
     body = {
         "history": [host_event(e) for e in events],
@@ -173,7 +186,7 @@ def _run_sdk(
             orchestrator.handle(context)
     except Exception as raised:  # the orchestrator raised: the SDK re-raises it, wrapped
         error = executor.exception or raised
-    return context, executor, made, error
+    return _SdkRun(context, executor, made, error, position["index"])
 
 
 def _point(rec: RecordedExecution, index: int) -> tuple[int | None, str | None, str]:
@@ -218,12 +231,10 @@ def _match(
         kind = event.WhichOneof("eventType")
         recorded = getattr(event, kind)
         name = getattr(recorded, "name", "")
-        if kind != expected or (
-            kind != "timerCreated" and str(action.get("functionName") or "") != name
-        ):
+        if kind != expected or ("functionName" in action and action["functionName"] != name):
             what = "different action" if kind != expected else "different name"
             return _host_break(rec, index, what, describe_host_action(action)), [], changed_input
-        if changed_input is None and getattr(recorded, "HasField", None) and kind != "timerCreated":
+        if changed_input is None and kind != "timerCreated":
             produced = action.get("input")
             if recorded.HasField("input") and produced is not None:
                 text = produced if isinstance(produced, str) else json.dumps(produced)
@@ -240,22 +251,37 @@ def _match(
         if index > _episode_end(events, queue[at][0]):
             early.append(queue[at])
         pointer += 1
-        if action["actionType"] in _RETRY:  # the failed attempts' timer + reschedule rows
-            attempt = event.eventId
-            while attempt in failed_ids and pointer + 1 < len(scheduled) + 1:
-                nxt = [events[j] for j in scheduled[pointer : pointer + 2]]
-                if not nxt or not nxt[0].HasField("timerCreated"):
-                    break
-                pointer += 1
-                if len(nxt) > 1 and nxt[1].WhichOneof("eventType") == kind:
-                    attempt = nxt[1].eventId
-                    pointer += 1
-                else:
-                    break
+        if action["actionType"] in _RETRY:
+            pointer = _skip_retries(events, scheduled, pointer, event.eventId, kind, failed_ids)
     if pointer < len(scheduled):
         index = scheduled[pointer]
         return _host_break(rec, index, "missing action", None), [], changed_input
     return None, early, changed_input
+
+
+def _skip_retries(
+    events: list[pb.HistoryEvent],
+    scheduled: list[int],
+    pointer: int,
+    attempt: int,
+    kind: str,
+    failed_ids: set[int],
+) -> int:
+    """Past the rows a retried call's failed attempts left: a timer, then the call again."""
+
+    def at(position: int) -> pb.HistoryEvent | None:
+        return events[scheduled[position]] if position < len(scheduled) else None
+
+    while attempt in failed_ids and (timer := at(pointer)) is not None:
+        if not timer.HasField("timerCreated"):
+            break
+        pointer += 1
+        again = at(pointer)
+        if again is None or again.WhichOneof("eventType") != kind:
+            break
+        attempt = again.eventId
+        pointer += 1
+    return pointer
 
 
 def _same(a: str, b: str) -> bool:
@@ -279,103 +305,115 @@ def _host_break(rec: RecordedExecution, index: int, kind: str, code: str | None)
     return Divergence(sequence, row_key, event_type, kind, history, did, message, HOST_ERROR)
 
 
+def _failure_text(done: pb.ExecutionCompletedEvent | None) -> str | None:
+    if done is None or done.orchestrationStatus != pb.ORCHESTRATION_STATUS_FAILED:
+        return None
+    return done.failureDetails.errorMessage
+
+
+def _orchestrator_error(
+    rec: RecordedExecution, run: _SdkRun, done: pb.ExecutionCompletedEvent | None
+) -> Divergence | None:
+    """The code raised: a break, unless the history records the same failure."""
+    error = run.error
+    if error is None:
+        return None
+    message = str(error).split("\n\n$OutOfProcData$", 1)[0]
+    recorded = _failure_text(done)
+    if recorded is not None and message.splitlines()[0] in recorded:
+        return None
+    index = min(max(run.error_at, 0), len(rec.events) - 1)
+    sequence, row_key, event_type = _point(rec, index)
+    name = type(error).__name__
+    code = f"raises {name}: {short(message, 200)}"
+    history = describe_event(rec.events[index]) + ", and the history goes on"
+    return Divergence(
+        sequence, row_key, event_type, "orchestrator error", history, code, message, name
+    )
+
+
+def _extra_actions(
+    rec: RecordedExecution, events: list[pb.HistoryEvent], unrecorded: list[tuple[int, Any]]
+) -> Divergence | None:
+    """Actions made in an episode the history records as complete, without them."""
+    last_completed = max(
+        (i for i, e in enumerate(events) if e.HasField("orchestratorCompleted")), default=-1
+    )
+    extra = [(i, a) for i, a in unrecorded if i < last_completed]
+    if not extra:
+        return None
+    index = _episode_end(events, extra[0][0])
+    extra = [(i, a) for i, a in extra if _episode_end(events, i) == index]
+    sequence, row_key, event_type = _point(rec, index)
+    code = "also schedules " + "; ".join(describe_host_action(a) for _, a in extra)
+    history = "the end of an episode, without these actions"
+    return Divergence(sequence, row_key, event_type, "extra action", history, code)
+
+
+def _result_divergence(
+    rec: RecordedExecution, run: _SdkRun, done: pb.ExecutionCompletedEvent | None
+) -> Divergence | None:
+    """The history records a completion: does the code finish there, with the same output?"""
+    if done is None or done.orchestrationStatus != pb.ORCHESTRATION_STATUS_COMPLETED:
+        return None
+    returned = run.executor.orchestrator_returned
+    recorded = json.loads(done.result.value) if done.HasField("result") else None
+    if returned and run.executor.output == recorded:
+        return None
+    index = next(i for i, e in enumerate(rec.events) if e.HasField("executionCompleted"))
+    sequence, row_key, event_type = _point(rec, index)
+    code = (
+        f"returns {short(repr(run.executor.output))} instead"
+        if returned
+        else "does not finish there"
+    )
+    history = describe_event(rec.events[index])
+    return Divergence(sequence, row_key, event_type, "different result", history, code)
+
+
 def check_recorded(
     rec: RecordedExecution, orchestrator: Callable[..., Any], *, name: str | None = None, **_: Any
 ) -> ReplayResult:
     """Replay ``rec`` through a Functions-app orchestrator and make the host's comparison.
 
-    ``name`` is only reported (the Functions host routes by function name, not checked here).
+    ``name`` is not used: the Functions host finds the orchestrator by its function name,
+    which the check cannot see. Worker options of the ``durabletask`` style are ignored.
 
     Example:
         >>> check_recorded(None, None)  # doctest: +SKIP
     """
     events = [pb.HistoryEvent.FromString(e.SerializeToString()) for e in rec.events]
     notes: list[str] = []
-    if rec.first_action_id() not in (None, 0):
-        renumber(events, -int(rec.first_action_id() or 0))
+    first = rec.first_action_id()
+    if first not in (None, 0):
+        renumber(events, -int(first or 0))
         notes.append("action ids renumbered from the SDK's 1-based ids to the host's 0-based")
     if rec.older_executions:
         notes.append(f"{rec.older_executions} earlier execution(s) in the frame not replayed")
     now = pb.HistoryEvent(eventId=-1, orchestratorStarted=pb.OrchestratorStartedEvent())
     now.timestamp.FromDatetime(datetime.now(UTC).replace(tzinfo=None))
-    context, executor, made, error = _run_sdk(rec, [*events, now], orchestrator)
-    broken, unrecorded, changed_input = _match(rec, events, made)
-    divergence: Divergence | None = broken
-    verdict = "breaks" if broken else "ok"
-    recorded_done = next(
-        (e.executionCompleted for e in events if e.HasField("executionCompleted")), None
-    )
-    if error is not None and divergence is None:
-        message = str(error).split("\n\n$OutOfProcData$", 1)[0]
-        recorded_failed = recorded_done is not None and (
-            recorded_done.orchestrationStatus == pb.ORCHESTRATION_STATUS_FAILED
+    run = _run_sdk(rec, [*events, now], orchestrator)
+    broken, unrecorded, changed_input = _match(rec, events, run.made)
+    done = next((e.executionCompleted for e in events if e.HasField("executionCompleted")), None)
+    divergence = broken or _orchestrator_error(rec, run, done)
+    if divergence is not None:
+        verdict = "breaks"
+        next_actions: tuple[str, ...] = (
+            f"fail({divergence.error_type}: {short(divergence.error, 120)})",
         )
-        if not recorded_failed:
-            index = max((i for i, _ in made), default=len(rec.events) - 1)
-            sequence, row_key, event_type = _point(rec, min(index, len(rec.events) - 1))
-            divergence = Divergence(
-                sequence,
-                row_key,
-                event_type,
-                "orchestrator error",
-                "the history goes on",
-                f"raises {type(error).__name__}: {short(message, 200)}",
-                message,
-                type(error).__name__,
-            )
-            verdict = "breaks"
-    last_completed = max(
-        (i for i, e in enumerate(events) if e.HasField("orchestratorCompleted")), default=-1
-    )
-    if divergence is None:
-        extra = [(i, a) for i, a in unrecorded if i < last_completed]
-        if extra:
-            index = _episode_end(events, extra[0][0])
-            extra = [(i, a) for i, a in extra if _episode_end(events, i) == index]
-            sequence, row_key, event_type = _point(rec, index)
-            code = "also schedules " + "; ".join(describe_host_action(a) for _, a in extra)
-            divergence = Divergence(
-                sequence,
-                row_key,
-                event_type,
-                "extra action",
-                "the end of an episode, without these actions",
-                code,
-            )
-        elif changed_input is not None:
-            divergence = changed_input
-        elif recorded_done is not None and recorded_done.orchestrationStatus == (
-            pb.ORCHESTRATION_STATUS_COMPLETED
-        ):
-            output = executor.output if executor.orchestrator_returned else None
-            recorded_output = (
-                json.loads(recorded_done.result.value) if recorded_done.HasField("result") else None
-            )
-            if not executor.orchestrator_returned or output != recorded_output:
-                index = next(i for i, e in enumerate(events) if e.HasField("executionCompleted"))
-                sequence, row_key, event_type = _point(rec, index)
-                code = (
-                    f"returns {short(repr(output))} instead"
-                    if executor.orchestrator_returned
-                    else "does not finish there"
-                )
-                divergence = Divergence(
-                    sequence,
-                    row_key,
-                    event_type,
-                    "different result",
-                    describe_event(rec.events[index]),
-                    code,
-                )
+    else:
+        divergence = (
+            _extra_actions(rec, events, unrecorded)
+            or changed_input
+            or _result_divergence(rec, run, done)
+        )
         verdict = "diverges" if divergence else "ok"
-    next_actions = tuple(
-        describe_host_action(a) for i, a in unrecorded if _episode_end(events, i) >= len(events)
-    )
-    if verdict == "breaks" and divergence is not None:
-        next_actions = (f"fail({divergence.error_type}: {short(divergence.error, 120)})",)
-    elif executor.orchestrator_returned and recorded_done is None:
-        next_actions += (f"complete(result={short(repr(executor.output))})",)
-    waiting = tuple(sorted(k for k in context.open_tasks if isinstance(k, str)))
+        next_actions = tuple(
+            describe_host_action(a) for i, a in unrecorded if _episode_end(events, i) >= len(events)
+        )
+        if run.executor.orchestrator_returned and done is None:
+            next_actions += (f"complete(result={short(repr(run.executor.output))})",)
+    waiting = tuple(sorted(k for k in run.context.open_tasks if isinstance(k, str)))
     return ReplayResult.for_execution(
         rec,
         "functions",
@@ -383,6 +421,6 @@ def check_recorded(
         divergence=divergence,
         next_actions=next_actions,
         waiting_for=waiting,
-        custom_status=context.custom_status,
+        custom_status=run.context.custom_status,
         notes=tuple(notes),
     )
