@@ -270,3 +270,31 @@ def test_a_new_instance_reports_its_first_actions():
     assert result.next_actions == ("call_activity('Hello', input=1) [id 1]",)
     assert result.custom_status == {"step": 1}
     assert "OK" in str(result) and "ok" in result._repr_html_()
+
+
+def test_long_timers_replay_with_the_workers_timer_interval(sidecar, client, reader):
+    """A worker with a short ``maximum_timer_interval`` records a long timer in chunks; the
+    check replays it faithfully when told the same interval."""
+    from datetime import timedelta
+
+    from durabletask.worker import TaskHubGrpcWorker
+
+    worker = TaskHubGrpcWorker(
+        host_address=sidecar.address, maximum_timer_interval=timedelta(seconds=1)
+    )
+    worker.add_orchestrator(samples.TimerDemo)
+    worker.use_work_item_filters()
+    worker.start()
+    try:
+        iid = client.schedule_new_orchestration("TimerDemo", input={"seconds": 2.5})
+        state = client.wait_for_orchestration_completion(iid, timeout=60)
+    finally:
+        worker.stop()
+    assert state.runtime_status == OrchestrationStatus.COMPLETED
+    history = reader.history(iid)
+    assert (history.EventType == "TimerCreated").sum() == 3  # 1 s + 1 s + 0.5 s
+    told = replay.check(history, samples.TimerDemo, maximum_timer_interval=timedelta(seconds=1))
+    assert told.verdict == "ok", str(told)
+    # A worker with the default interval (3 days) would not replay these chunks the same way.
+    untold = replay.check(history, samples.TimerDemo)
+    assert untold.verdict == "diverges"
