@@ -429,9 +429,15 @@ def columns_to_event(entity: Mapping[str, Any]) -> pb.HistoryEvent:
     return event
 
 
+#: Event types whose rows carry no type-specific columns.
+_NO_COLUMNS = frozenset({"orchestratorStarted", "orchestratorCompleted"})
+
+
 def _decode_into(event: pb.HistoryEvent, kind: str, c: Mapping[str, Any]) -> None:
     e = getattr(event, kind)
     e.SetInParent()
+    if kind in _NO_COLUMNS:
+        return
     if kind == "executionStarted":
         e.name = _str(c, "Name") or ""
         version = _str(c, "Version")

@@ -136,6 +136,22 @@ def describe_host_action(action: dict[str, Any]) -> str:
     return f"{call}({name!r}, {payload_text(text)})" if raw is not None else f"{call}({name!r})"
 
 
+def user_function(fn: Any) -> Callable[..., Any]:
+    """The orchestrator generator function behind what a Functions app exposes: a plain
+    function, ``df.Orchestrator.create(fn)``'s handle, or a ``df.DFApp`` decorated function.
+
+    Example:
+        >>> def orch(context):
+        ...     yield context.call_activity("Hello", "Tokyo")
+        >>> user_function(Orchestrator.create(orch)) is orch
+        True
+    """
+    builder = getattr(fn, "_function", None)
+    if builder is not None and hasattr(builder, "get_user_function"):
+        fn = builder.get_user_function()
+    return getattr(fn, "orchestrator_function", fn)
+
+
 @dataclass
 class _SdkRun:
     """What the SDK's replay gave: its context and executor, the actions with the index of the
@@ -164,7 +180,7 @@ def _run_sdk(
         "input": started.input.value if started.HasField("input") else None,
     }
     context = DurableOrchestrationContext.from_json(json.dumps(body))
-    orchestrator = Orchestrator(getattr(fn, "orchestrator_function", fn))
+    orchestrator = Orchestrator(user_function(fn))
     executor = orchestrator.task_orchestration_executor
     original = executor.process_event
     made: list[tuple[int, dict[str, Any]]] = []

@@ -105,3 +105,17 @@ def test_a_changed_result_is_a_divergence(seed):
     assert result.divergence.kind == "different result"
     assert result.divergence.event_type == "ExecutionCompleted"
     assert "HELLO TOKYO!" in result.divergence.code
+
+
+def test_a_functions_app_orchestrator_as_the_app_declares_it(seed):
+    import azure.durable_functions as df
+
+    app = df.DFApp()
+
+    @app.orchestration_trigger(context_name="context")
+    def chain(context):
+        return (yield from samples.hello_chain_functions(context))
+
+    assert replay.check(seed, chain).verdict == "ok"  # the decorated function, detected
+    handle = df.Orchestrator.create(samples.hello_fan_out_functions)
+    assert replay.check(seed, handle).verdict == "diverges"  # the classic main = create(...)
