@@ -258,26 +258,19 @@ def start_orders(
         )
         for i in range(count)
     ]
-    for iid in ids:
-        wait_for(
-            client,
-            iid,
-            lambda s: _custom(s) == WAITING_FOR_APPROVAL,
-            timeout=timeout,
-            what=WAITING_FOR_APPROVAL,
-        )
+    _wait_status(client, ids, WAITING_FOR_APPROVAL, timeout)
     approved = [iid for i, iid in enumerate(ids) if approve(i)]
     for iid in approved:
         client.raise_orchestration_event(iid, "Approval", data=True)
-    for iid in approved:
-        wait_for(
-            client,
-            iid,
-            lambda s: _custom(s) == WAITING_FOR_DELIVERY,
-            timeout=timeout,
-            what=WAITING_FOR_DELIVERY,
-        )
+    _wait_status(client, approved, WAITING_FOR_DELIVERY, timeout)
     return ids
+
+
+def _wait_status(
+    client: sdk_client.TaskHubGrpcClient, ids: list[str], status: str, timeout: float
+) -> None:
+    for iid in ids:
+        wait_for(client, iid, lambda s: _custom(s) == status, timeout=timeout, what=status)
 
 
 def finish_orders(
