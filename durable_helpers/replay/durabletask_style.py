@@ -173,20 +173,20 @@ def _silent_divergence(rec: RecordedExecution, run: ExecutorRun) -> Divergence |
             (index, Divergence(sequence, row_key, event_type, "extra action", history, code))
         )
     if run.input_mismatch is not None:
-        index, action = run.input_mismatch
+        index, action, what = run.input_mismatch
         sequence, row_key, event_type = _row_point(rec, index)
         div = Divergence(
             sequence,
             row_key,
             event_type,
-            "different input",
+            what,
             describe_event(rec.events[index]),
             "calls " + describe_action(action),
         )
         found.append((index, div))
     completion = _completion_divergence(rec, run)
     if completion is not None:
-        found.append((completion.sequence or len(rec.events), completion))
+        found.append((len(rec.events), completion))
     return min(found, key=lambda pair: pair[0])[1] if found else None
 
 

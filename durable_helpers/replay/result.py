@@ -156,8 +156,8 @@ class Divergence:
     sequence: int | None
     row_key: str | None
     event_type: str
-    #: "different name", "different action", "missing action", "extra action",
-    #: "different input", "different result", "not registered", "orchestrator error"
+    #: "different name", "different action", "missing action", "extra action", "different
+    #: input", "different timer", "different result", "not registered", "orchestrator error"
     kind: str
     #: what the history holds there, and what the code did instead
     history: str

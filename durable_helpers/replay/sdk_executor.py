@@ -12,8 +12,8 @@ here, so an SDK upgrade that renames one fails there first.
 What the probe records, for ``durable_helpers.replay.check`` to explain: the event being
 processed when the orchestration failed and the code's pending action for that event's id just
 before (what the code did instead), the first episode that ended with actions the history does
-not hold, the first scheduled event whose stored input differs from the code's, and what the
-code waits for at the end. No I/O; may import only the SDK and protobuf.
+not hold, the first scheduled event whose stored input (or timer fire time) differs from the
+code's, and what the code waits for at the end. No I/O; may import only the SDK and protobuf.
 
 Example:
     >>> import durabletask.internal.orchestrator_service_pb2 as pb
@@ -48,6 +48,7 @@ SCHEDULING_EVENTS = frozenset(
     {"taskScheduled", "timerCreated", "subOrchestrationInstanceCreated", "eventSent"}
 )
 DEFAULT_MAXIMUM_TIMER_INTERVAL = sdk_worker.DEFAULT_MAXIMUM_TIMER_INTERVAL
+_MS = 1_000_000  # fire times within a millisecond are the same (storage rounds them)
 
 
 @dataclass
@@ -67,8 +68,9 @@ class ExecutorRun:
     #: (index of the OrchestratorCompleted, actions) of the first episode that ended with
     #: actions the recorded episode does not hold
     unrecorded: tuple[int, list[pb.OrchestratorAction]] | None = None
-    #: (index of the scheduled event, the code's action) where the stored input differs
-    input_mismatch: tuple[int, pb.OrchestratorAction] | None = None
+    #: (index of the scheduled event, the code's action, "different input" or "different
+    #: timer") where the stored input or the timer's fire time differs
+    input_mismatch: tuple[int, pb.OrchestratorAction, str] | None = None
     #: event names the code waits for after the last event
     waiting_for: list[str] = field(default_factory=list)
 
@@ -130,11 +132,17 @@ class _Probe:
         self, index: int, kind: str, event: pb.HistoryEvent, action: pb.OrchestratorAction
     ) -> None:
         recorded = getattr(event, kind)
+        if kind == "timerCreated" and action.HasField("createTimer"):
+            # fire times are computed from the replayed clock, so they replay exactly
+            asked = action.createTimer.fireAt.ToNanoseconds()
+            if recorded.HasField("fireAt") and abs(recorded.fireAt.ToNanoseconds() - asked) > _MS:
+                self.run.input_mismatch = (index, action, "different timer")
+            return
         produced = _input_of(action)
         if produced is None or not recorded.HasField("input"):
             return  # inputs not stored in this history: nothing to compare
         if not _same_payload(recorded.input.value, produced.input.value):
-            self.run.input_mismatch = (index, action)
+            self.run.input_mismatch = (index, action, "different input")
 
     def _episode_end(self, index: int, ctx: Any) -> None:
         if self.run.unrecorded is not None:
