@@ -147,7 +147,10 @@ def check_many(
 
     ``name`` keeps only instances of that orchestrator (a ``hub.histories(...)`` frame may hold
     sub-orchestrations too); without it every instance is replayed through ``orchestrator``.
-    ``progress`` shows a tqdm bar (default: from 200 instances on). Columns: InstanceId,
+    ``progress`` shows a tqdm bar (default: from 200 instances on). An instance whose rows
+    cannot be replayed (a partial history, an unknown EventType) gets a row with no Verdict,
+    Kind ``"unreadable history"`` and the reason in Error, instead of stopping the whole
+    check. Columns: InstanceId,
     ExecutionId, Name, Verdict (category ok/diverges/breaks), Kind, Sequence, RowKey,
     EventType, History, Code, ErrorType, Error, NextActions, WaitingFor, CustomStatus, Notes.
 
@@ -160,7 +163,12 @@ def check_many(
     check_frame(histories)
     checker = _checker(sdk, orchestrator)
     options = {"maximum_timer_interval": maximum_timer_interval, "versioning": versioning}
-    executions = iter_histories(histories)
+    rows: list[dict[str, Any]] = []
+
+    def unreadable(instance_id: str, error: ValueError) -> None:
+        rows.append(_unreadable_row(instance_id, error))
+
+    executions = iter_histories(histories, on_error=unreadable)
     if name is not None:
         executions = (r for r in executions if r.name == name)
     total = histories["InstanceId"].nunique()
@@ -169,8 +177,16 @@ def check_many(
         from tqdm.auto import tqdm
 
         executions = tqdm(executions, total=total, desc="replay check", unit="inst")
-    rows = [_one(checker, rec, orchestrator, options).to_dict() for rec in executions]
+    for rec in executions:
+        rows.append(_one(checker, rec, orchestrator, options).to_dict())
     return results_frame(rows)
+
+
+def _unreadable_row(instance_id: str, error: ValueError) -> dict[str, Any]:
+    """A row for an instance whose history cannot be replayed: no verdict, the reason."""
+    row = ReplayResult(instance_id, None, None, "", "ok").to_dict()
+    row.update(Verdict=None, Kind="unreadable history", Error=str(error))
+    return row
 
 
 def results_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:

@@ -104,7 +104,8 @@ def _same_json(a: str, b: str) -> bool:
 
 def _break(rec: RecordedExecution, run: ExecutorRun, fd: pb.TaskFailureDetails) -> Divergence:
     sequence, row_key, event_type = _row_point(rec, run.failed_at)
-    failed_event = rec.events[run.failed_at] if run.failed_at is not None else None
+    at = run.failed_at
+    failed_event = rec.events[at] if at is not None and 0 <= at < len(rec.events) else None
     history = describe_event(failed_event) if failed_event is not None else "no further event"
     error_type = fd.errorType.rsplit(".", 1)[-1]
     if error_type == _NON_DETERMINISM:

@@ -19,7 +19,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,8 +136,14 @@ def _plain(value: Any) -> Any:
     return None if value is None or type(value).__name__ in ("NAType", "NaTType") else value
 
 
-def iter_histories(frame: pd.DataFrame) -> Iterator[RecordedExecution]:
+def iter_histories(
+    frame: pd.DataFrame, *, on_error: Callable[[str, ValueError], None] | None = None
+) -> Iterator[RecordedExecution]:
     """Each instance's current execution in ``frame``, in the order instances first appear.
+
+    An instance whose rows cannot be replayed (no ExecutionStarted, an unknown EventType)
+    raises ValueError, or, with ``on_error``, is passed to ``on_error(instance_id, error)``
+    and skipped.
 
     Example:
         >>> frame = pd.DataFrame({"InstanceId": ["a"], "EventType": ["Nonsense"], "EventId": [1]})
@@ -150,7 +156,14 @@ def iter_histories(frame: pd.DataFrame) -> Iterator[RecordedExecution]:
     rows = frame_table_rows(frame)
     keys = {c: frame[c].tolist() for c in ("ExecutionId", "Sequence", *ROW_COLUMNS) if c in frame}
     for instance_id, indices in _group(frame["InstanceId"].tolist()).items():
-        yield _execution(instance_id, indices, rows, keys)
+        try:
+            execution = _execution(instance_id, indices, rows, keys)
+        except ValueError as error:
+            if on_error is None:
+                raise
+            on_error(instance_id, error)
+            continue
+        yield execution
 
 
 def split_histories(frame: pd.DataFrame) -> list[RecordedExecution]:

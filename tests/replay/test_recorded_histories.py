@@ -258,6 +258,16 @@ def test_bad_frames_get_clear_errors(reader):
         replay.check(_seedless_history(), orch, sdk="dotnet")
 
 
+def test_check_many_reports_an_unreadable_history_and_checks_the_rest():
+    good = _seedless_history()
+    partial = _seedless_history().assign(InstanceId="b").iloc[:1]
+    found = replay.check_many(pd.concat([partial, good]), lambda ctx, data: data["n"])
+    by_id = found.set_index("InstanceId")
+    assert pd.isna(by_id.loc["b", "Verdict"]) and by_id.loc["b", "Kind"] == "unreadable history"
+    assert "no ExecutionStarted row" in by_id.loc["b", "Error"]
+    assert by_id.loc["a", "Verdict"] == "ok"
+
+
 def test_an_orchestrator_that_raises_is_a_result_not_a_traceback():
     def explodes(ctx, data):
         raise KeyError(f"no field {data['n']}")
