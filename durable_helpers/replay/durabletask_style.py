@@ -88,13 +88,6 @@ def _failure(run: ExecutorRun) -> pb.TaskFailureDetails | None:
     return None
 
 
-def _recorded_completion(rec: RecordedExecution) -> tuple[int, pb.HistoryEvent] | None:
-    for index, event in enumerate(rec.events):
-        if event.HasField("executionCompleted"):
-            return index, event
-    return None
-
-
 def _same_json(a: str, b: str) -> bool:
     try:
         return json.loads(a or "null") == json.loads(b or "null")
@@ -137,7 +130,7 @@ _ACTION_OF = {
 
 
 def _completion_divergence(rec: RecordedExecution, run: ExecutorRun) -> Divergence | None:
-    recorded = _recorded_completion(rec)
+    recorded = rec.completion()
     if recorded is None:
         return None
     index, event = recorded
@@ -192,7 +185,7 @@ def _silent_divergence(rec: RecordedExecution, run: ExecutorRun) -> Divergence |
 
 
 def _recorded_failure_matches(rec: RecordedExecution, fd: pb.TaskFailureDetails) -> bool:
-    recorded = _recorded_completion(rec)
+    recorded = rec.completion()
     if recorded is None:
         return False
     done = recorded[1].executionCompleted
@@ -242,7 +235,7 @@ def check_recorded(
     else:
         divergence = _silent_divergence(rec, run)
         verdict = "diverges" if divergence else "ok"
-    recorded = _recorded_completion(rec)
+    recorded = rec.completion()
     next_actions = tuple(
         describe_action(a)
         for a in run.actions

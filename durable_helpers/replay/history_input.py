@@ -76,6 +76,20 @@ class RecordedExecution:
     #: other executions the frame held for this instance (not replayed)
     older_executions: int = 0
 
+    def completion(self) -> tuple[int, pb.HistoryEvent] | None:
+        """(index, event) of the execution's ExecutionCompleted row, or None while it runs.
+
+        Example:
+            >>> RecordedExecution("i", None, None, [], []).completion() is None
+            True
+        """
+        if "_completion" not in self.__dict__:
+            self.__dict__["_completion"] = next(
+                ((i, e) for i, e in enumerate(self.events) if e.HasField("executionCompleted")),
+                None,
+            )
+        return self.__dict__["_completion"]
+
     def first_action_id(self) -> int | None:
         """The smallest id of a scheduled action (0: DTFx numbering, 1: the SDK's), or None.
 
