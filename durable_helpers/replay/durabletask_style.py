@@ -162,7 +162,7 @@ def _silent_divergence(rec: RecordedExecution, run: ExecutorRun) -> Divergence |
         index, actions = run.unrecorded
         sequence, row_key, event_type = _row_point(rec, index)
         code = "also schedules " + "; ".join(describe_action(a) for a in actions)
-        history = "the end of an episode, without these actions"
+        history = rec.episode_text(index)
         found.append(
             (index, Divergence(sequence, row_key, event_type, "extra action", history, code))
         )

@@ -362,7 +362,7 @@ def _extra_actions(
     extra = [(i, a) for i, a in extra if _episode_end(events, i) == index]
     sequence, row_key, event_type = _point(rec, index)
     code = "also schedules " + "; ".join(describe_host_action(a) for _, a in extra)
-    history = "the end of an episode, without these actions"
+    history = rec.episode_text(index)
     return Divergence(sequence, row_key, event_type, "extra action", history, code)
 
 

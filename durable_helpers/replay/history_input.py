@@ -90,6 +90,24 @@ class RecordedExecution:
             )
         return self.__dict__["_completion"]
 
+    def episode_text(self, end: int) -> str:
+        """How the reports name the episode that ends at event ``end`` (an OrchestratorCompleted).
+
+        Example:
+            >>> RecordedExecution("i", None, None, [], []).episode_text(3)
+            'the end of the episode begun at row 0, without these actions'
+        """
+        start = next(
+            (i for i in range(min(end, len(self.events) - 1), -1, -1)
+             if self.events[i].HasField("orchestratorStarted")),
+            0,
+        )  # fmt: skip
+        row = self.rows[start] if start < len(self.rows) else {}
+        sequence = row.get("Sequence", start)
+        return (
+            f"the end of the episode that began at row {sequence}: the history holds no such action"
+        )
+
     def first_action_id(self) -> int | None:
         """The smallest id of a scheduled action (0: DTFx numbering, 1: the SDK's), or None.
 
