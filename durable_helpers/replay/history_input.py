@@ -97,16 +97,11 @@ class RecordedExecution:
             >>> RecordedExecution("i", None, None, [], []).episode_text(3)
             'the end of the episode begun at row 0, without these actions'
         """
-        start = next(
-            (i for i in range(min(end, len(self.events) - 1), -1, -1)
-             if self.events[i].HasField("orchestratorStarted")),
-            0,
-        )  # fmt: skip
+        before = range(min(end, len(self.events) - 1), -1, -1)
+        start = next((i for i in before if self.events[i].HasField("orchestratorStarted")), 0)
         row = self.rows[start] if start < len(self.rows) else {}
         sequence = row.get("Sequence", start)
-        return (
-            f"the end of the episode that began at row {sequence}: the history holds no such action"
-        )
+        return f"the end of the episode begun at row {sequence}, without these actions"
 
     def first_action_id(self) -> int | None:
         """The smallest id of a scheduled action (0: DTFx numbering, 1: the SDK's), or None.
