@@ -114,9 +114,10 @@ def check(
     ``waiting_for``; JavaScript/.NET orchestrators are not supported.
 
     Example:
-        >>> from durable_helpers import replay  # doctest: +SKIP
-        >>> replay.check(hub.history(instance_id), order_v2)  # doctest: +SKIP
-        <ReplayResult ... verdict='breaks' ...>
+        >>> from durable_helpers.replay_samples import order_approval
+        >>> print(replay.check(hub.history("order-1"), order_approval("reorder")))  # doctest: +SKIP
+        order-1 (OrderApproval, durabletask): BREAKS
+          different name at row 2 (TaskScheduled): history holds call_activity('Validate', ...
     """
     executions = list(iter_histories(history))
     if len(executions) != 1:
