@@ -22,6 +22,10 @@ HttpApiHandler, task-hub-storage-layout.md §6.2):
 - ``POST /orchestrators/{name}[/{instanceId}]``: 202 check-status payload (body = JSON input,
   Location, Retry-After: 10); ``?timeout=&pollingInterval=`` (seconds) waits and answers 200
   with the output when the instance finishes in time.
+- ``GET /entities/{name}/{key}``: the entity's state (404 when absent); ``POST ...?op=``: signal
+  (202); ``DELETE``: signal ``delete`` (202); ``GET /entities[/{name}]``: the list, with
+  ``lastOperationTimeFrom``/``To``, ``top``, ``fetchState`` and the continuation header
+  (details in :mod:`~.entities`).
 
 ``taskHub`` and ``connection`` are accepted everywhere (a taskHub other than the one served is a
 400). Errors are JSON ``{"error": ..., "message": ...}``; no stack trace ever reaches a client.
@@ -31,18 +35,18 @@ Example:
     >>> app = create_app("127.0.0.1:4001", hub="DurableFunctionsHub")
     >>> web.run_app(app, host="127.0.0.1", port=7071)  # doctest: +SKIP
 
-Parts: :mod:`~.instances` and :mod:`~.orchestrators` (the routes, each with ``add_routes``),
-:mod:`~.sidecar` (the gRPC client; every call has a deadline), :mod:`~.context` (app keys,
-``ApiError``, the served hub), :mod:`~.parsing` (query parameters and bodies) and
-:mod:`~.responses` (JSON responses, errors as JSON). A new group of routes (entities) is a
-module with its own ``add_routes``, added to ``ROUTE_GROUPS``.
+Parts: :mod:`~.instances`, :mod:`~.orchestrators` and :mod:`~.entities` (the route groups,
+each with its ``add_routes``, listed in ``ROUTE_GROUPS``), :mod:`~.sidecar` (the gRPC client;
+every call has a deadline), :mod:`~.context` (app keys, ``ApiError``, the served hub),
+:mod:`~.parsing` (query parameters and bodies) and :mod:`~.responses` (JSON responses, errors
+as JSON).
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from durable_helpers.local.http_api import instances, orchestrators
+from durable_helpers.local.http_api import entities, instances, orchestrators
 from durable_helpers.local.http_api.context import CONFIG, SIDECAR, ApiError
 from durable_helpers.local.http_api.responses import errors_as_json
 from durable_helpers.local.http_api.sidecar import CALL_TIMEOUT, SidecarClient
@@ -55,7 +59,7 @@ DEFAULT_HUB = "DurableFunctionsHub"
 #: The Functions v1 base path; served too, so old scripts keep working.
 LEGACY_WEBHOOK_PATH = "/admin/extensions/DurableTaskExtension"
 #: The modules whose ``add_routes(router, base)`` the app serves, in this order.
-ROUTE_GROUPS = (instances, orchestrators)
+ROUTE_GROUPS = (instances, orchestrators, entities)
 
 
 def create_app(
@@ -72,8 +76,8 @@ def create_app(
 
     Example:
         >>> app = create_app("127.0.0.1:4001")
-        >>> sorted(r.method for r in app.router.routes())[:2]
-        ['DELETE', 'DELETE']
+        >>> sorted({r.method for r in app.router.routes()})  # '*': 404 for other methods
+        ['*', 'DELETE', 'GET', 'POST']
     """
     app = web.Application(middlewares=[errors_as_json], client_max_size=MAX_REQUEST_BYTES)
     app[CONFIG] = {"hub": hub, "public_origin": public_origin}

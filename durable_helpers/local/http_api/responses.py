@@ -62,7 +62,8 @@ async def errors_as_json(request: web.Request, handler: Any) -> web.StreamRespon
             raise
         message = {
             404: f"No such route: {request.method} {request.path}. The API lives under "
-            f"{WEBHOOK_PATH}/instances and {WEBHOOK_PATH}/orchestrators/{{name}}.",
+            f"{WEBHOOK_PATH}/instances, {WEBHOOK_PATH}/orchestrators/{{name}} and "
+            f"{WEBHOOK_PATH}/entities.",
             405: f"{request.method} is not allowed on {request.path}.",
             413: f"The request body is larger than {MAX_REQUEST_BYTES // 2**20} MiB, the most a "
             "worker receives in one message. Store large data elsewhere (a blob, a file) and "
