@@ -38,12 +38,13 @@ from google.protobuf import timestamp_pb2, wrappers_pb2
 
 from durable_helpers.local.http_api.context import SIDECAR, ApiError, check_hub
 from durable_helpers.local.http_api.parsing import (
+    continuation_token,
     json_body,
     query_bool,
     query_int,
     query_timestamp,
 )
-from durable_helpers.local.http_api.responses import accepted, json_response
+from durable_helpers.local.http_api.responses import accepted, json_response, page_response
 from durable_helpers.local.status_payload import format_precise, parse_json
 
 UTC = timezone.utc  # noqa: UP017 - datetime.UTC needs Python 3.11
@@ -168,9 +169,9 @@ async def list_entities(request: web.Request) -> web.Response:
     modified_from = query_timestamp(request, "lastOperationTimeFrom")
     if modified_from is not None:
         query.lastModifiedFrom.CopyFrom(modified_from)
-    token = request.headers.get("x-ms-continuation-token")
-    if token and token != "null":
-        query.continuationToken.CopyFrom(wrappers_pb2.StringValue(value=token))
+    token = continuation_token(request)
+    if token is not None:
+        query.continuationToken.CopyFrom(token)
     response = await request.app[SIDECAR].call(
         "QueryEntities", pb.QueryEntitiesRequest(query=query)
     )
@@ -184,11 +185,7 @@ async def list_entities(request: web.Request) -> web.Response:
             state = entity.serializedState
             item["state"] = parse_json(state.value) if entity.HasField("serializedState") else None
         items.append(item)
-    headers = {}
-    next_token = response.continuationToken.value if response.HasField("continuationToken") else ""
-    if next_token and next_token != "0" and next_token != token:
-        headers["x-ms-continuation-token"] = next_token
-    return json_response(items, 200, headers)
+    return page_response(items, request, response)
 
 
 async def _no_such_method(request: web.Request) -> web.Response:

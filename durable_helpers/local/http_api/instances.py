@@ -20,6 +20,7 @@ from google.protobuf import wrappers_pb2
 
 from durable_helpers.local.http_api.context import SIDECAR, ApiError, check_hub, existing
 from durable_helpers.local.http_api.parsing import (
+    continuation_token,
     json_body,
     query_bool,
     query_int,
@@ -31,6 +32,7 @@ from durable_helpers.local.http_api.responses import (
     accepted,
     check_status_response,
     json_response,
+    page_response,
 )
 from durable_helpers.local.status_payload import (
     RUNNING_LIKE,
@@ -118,18 +120,14 @@ async def list_instances(request: web.Request) -> web.Response:
     prefix = request.query.get("instanceIdPrefix")
     if prefix:
         query.instanceIdPrefix.CopyFrom(wrappers_pb2.StringValue(value=prefix))
-    token = request.headers.get("x-ms-continuation-token")
-    if token and token != "null":
-        query.continuationToken.CopyFrom(wrappers_pb2.StringValue(value=token))
+    token = continuation_token(request)
+    if token is not None:
+        query.continuationToken.CopyFrom(token)
     response = await request.app[SIDECAR].call(
         "QueryInstances", pb.QueryInstancesRequest(query=query)
     )
     items = [status_payload(s, show_input=show_input) for s in response.orchestrationState]
-    headers = {}
-    next_token = response.continuationToken.value if response.HasField("continuationToken") else ""
-    if next_token and next_token != "0" and next_token != token:
-        headers["x-ms-continuation-token"] = next_token
-    return json_response(items, 200, headers)
+    return page_response(items, request, response)
 
 
 async def raise_event(request: web.Request) -> web.Response:

@@ -1,8 +1,9 @@
 """Reading an HTTP API request: query parameters and bodies, checked, with clear 400s.
 
 Owns the parsing of every query parameter type the routes take (booleans, bounded integers,
-ISO-8601 times, runtime status lists, a ``reason``) and of JSON bodies (valid JSON, optionally
-``application/json``; NaN and Infinity refused). Each error says what was expected.
+ISO-8601 times, runtime status lists, a ``reason``), of the paging header, and of JSON bodies
+(valid JSON, optionally ``application/json``; NaN and Infinity refused). Each error says what
+was expected.
 
 May call: :mod:`durable_helpers.local.status_payload` (status names), :mod:`~.context`.
 """
@@ -19,6 +20,8 @@ from durable_helpers.local.http_api.context import ApiError
 from durable_helpers.local.status_payload import parse_runtime_statuses
 
 UTC = timezone.utc  # noqa: UP017 - datetime.UTC needs Python 3.11
+#: The header that carries a list's paging token, both ways.
+CONTINUATION_HEADER = "x-ms-continuation-token"
 
 
 def query_bool(request: web.Request, name: str, default: bool) -> bool:
@@ -88,6 +91,14 @@ def query_reason(request: web.Request) -> wrappers_pb2.StringValue | None:
     """The ``reason`` query parameter, as the sidecar takes it."""
     reason = request.query.get("reason")
     return wrappers_pb2.StringValue(value=reason) if reason is not None else None
+
+
+def continuation_token(request: web.Request) -> wrappers_pb2.StringValue | None:
+    """The paging token a list request sent (None for the first page)."""
+    token = request.headers.get(CONTINUATION_HEADER)
+    if token and token != "null":
+        return wrappers_pb2.StringValue(value=token)
+    return None
 
 
 async def json_body(request: web.Request, *, require_json_type: bool) -> str | None:

@@ -1,11 +1,11 @@
 """Writing an HTTP API response: JSON bodies, 202s, and every error as JSON.
 
 Owns the JSON response helper, the bare 202, the check-status payload (202 with Location and
-Retry-After), and the middleware that turns an
+Retry-After), a page of a list (with its paging header), and the middleware that turns an
 :class:`~.context.ApiError`, an aiohttp HTTP error (404 route, 405, 413) or an unexpected
 exception into ``{"error": ..., "message": ...}`` (no stack trace ever reaches a client).
 
-May call: :mod:`~.context`, :mod:`durable_helpers.local.status_payload`.
+May call: :mod:`~.context`, :mod:`~.parsing` (the paging header's name).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from durable_helpers.local.http_api.context import ApiError, urls
+from durable_helpers.local.http_api.parsing import CONTINUATION_HEADER
 from durable_helpers.local.limits import MAX_REQUEST_BYTES
 from durable_helpers.local.management_urls import WEBHOOK_PATH
 
@@ -46,6 +47,20 @@ def check_status_response(request: web.Request, instance_id: str) -> web.Respons
     links = urls(request, instance_id)
     headers = {"Location": links["statusQueryGetUri"], "Retry-After": "10"}
     return json_response(links, status=202, headers=headers)
+
+
+def page_response(items: list[Any], request: web.Request, response: Any) -> web.Response:
+    """One page of a list as JSON, with the paging header while more pages remain.
+
+    ``response`` is the sidecar's answer (its ``continuationToken``); a token of ``"0"`` or the
+    one the request sent means there is no next page.
+    """
+    asked = request.headers.get(CONTINUATION_HEADER)
+    next_token = response.continuationToken.value if response.HasField("continuationToken") else ""
+    headers = {}
+    if next_token and next_token != "0" and next_token != asked:
+        headers[CONTINUATION_HEADER] = next_token
+    return json_response(items, 200, headers)
 
 
 @web.middleware
