@@ -2,7 +2,8 @@
 
 ``register_entities(worker)`` adds them all. Both kinds of entity implement the same counter
 (``add``, ``slow_add``, ``get``, ``reset``, ``fail``, ``delete``, ``signal_other``,
-``start_orchestration``, ``signal_later``), so every behaviour is tested with each (``KINDS``).
+``start_orchestration``, ``signal_later``), so every behaviour is tested with each (``KINDS``);
+the function one can also ``store`` any JSON value as its state.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ def fn_counter(ctx: entities.EntityContext, input: Any) -> Any:
         return None
     if op == "delete":
         ctx.set_state(None)
+        return None
+    if op == "store":  # any JSON value as the state
+        ctx.set_state(input)
         return None
     value = ctx.get_state(int, 0)
     if op == "slow_add":

@@ -92,6 +92,24 @@ def test_entity_rows_are_in_the_provider_layout(client, sidecar, rest, kind):
     assert all(not s.instance_id.startswith("@") for s in listed)
 
 
+def test_a_large_state_goes_to_a_blob_and_comes_back(client, sidecar, rest):
+    eid = EntityInstanceId("fn_counter", _key())
+    big = "x" * 100_000
+    client.signal_entity(eid, "store", big)
+    meta = wait_until(lambda: client.get_entity(eid), 30, "the large state")
+    assert meta.get_typed_state() == big
+    row = _instance_row(rest, sidecar.hub, str(eid))
+    assert row["Input"].startswith("http")  # the provider's blob URL
+    rows = _partition(rest, sidecar.hub, str(eid))
+    assert rows[1]["EventType"] == "ExecutionStarted" and rows[1].get("InputBlobName")
+    from durabletask.client import EntityQuery
+
+    found = client.get_all_entities(EntityQuery(instance_id_starts_with=str(eid)))
+    assert [m.get_typed_state() for m in found] == [big]
+    client.signal_entity(eid, "store", 1)  # small again: inline
+    wait_until(lambda: _state(client, eid) == 1, 30, "the small state")
+
+
 def test_callers_history_records_entity_traffic_as_dtfx_does(client, sidecar, rest):
     a, b = _key(), _key()
     iid = client.schedule_new_orchestration(
@@ -292,3 +310,20 @@ def test_unknown_entity_without_filters_fails_the_call_with_the_reason(client):
     assert state.runtime_status == OrchestrationStatus.FAILED
     assert "nosuchentity" in state.failure_details.message
     assert "not registered" in state.failure_details.message
+
+
+def test_idle_entities_are_forgotten_and_reloaded_from_their_rows(client, sidecar, monkeypatch):
+    from durable_helpers.local.sidecar.entities import hub as entity_hub
+
+    monkeypatch.setattr(entity_hub, "MAX_LIVE_ENTITIES", 4)
+    ids = [EntityInstanceId("fn_counter", _key()) for _ in range(8)]
+    for eid in ids:
+        client.signal_entity(eid, "add", 1)
+    for eid in ids:
+        wait_until(lambda eid=eid: _state(client, eid) == 1, 30, f"{eid}")
+    in_memory = [eid for eid in ids if str(eid) in sidecar.engine.entities.live]
+    assert len(in_memory) < len(ids)
+    for eid in ids:  # forgotten ones are loaded again from the Instances row
+        client.signal_entity(eid, "add", 2)
+    for eid in ids:
+        wait_until(lambda eid=eid: _state(client, eid) == 3, 30, f"{eid} after reload")

@@ -241,7 +241,11 @@ class Clients:
                     "NOT_FOUND", f"No orchestration instance with id {instance_id!r}."
                 )
             return
-        msg = OMsg(engine.new_id(), instance_id, event)
+        self.send(OMsg(engine.new_id(), instance_id, event))
+
+    def send(self, msg: OMsg) -> None:
+        """Journal a message, then deliver it: it is acknowledged once this returns."""
+        engine = self.engine
         journal = engine.store.journal
         journal.begin()
         try:

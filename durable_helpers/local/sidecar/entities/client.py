@@ -38,12 +38,11 @@ from durable_helpers.local.sidecar.entities.orchestration import (
 )
 from durable_helpers.local.sidecar.entities.rows import record_from_row
 from durable_helpers.local.sidecar.entities.steps import message
-from durable_helpers.local.sidecar.state import OMsg
 from durable_helpers.schema import entities as es
 from durable_helpers.schema import entity_messages as em
 
 if TYPE_CHECKING:
-    from durable_helpers.local.sidecar.engine import Engine
+    pass
 
 log = logging.getLogger("durable_helpers.local.sidecar")
 UTC = timezone.utc  # noqa: UP017
@@ -101,19 +100,9 @@ def signal(hub: EntityHub, request: pb.SignalEntityRequest) -> None:
         due=due,
         now=now,
     )
-    _send(engine, message(engine, target, event_raised(m), m.due.timestamp() if m.due else 0.0))
-
-
-def _send(engine: Engine, msg: OMsg) -> None:
-    """Journal a message, then deliver it (it is acknowledged once this returns)."""
-    journal = engine.store.journal
-    journal.begin()
-    try:
-        journal.append({"m": [msg.record()]})
-        with engine.lock:
-            engine.inbox.deliver(msg)
-    finally:
-        journal.done()
+    engine.clients.send(
+        message(engine, target, event_raised(m), m.due.timestamp() if m.due else 0.0)
+    )
 
 
 def _record(hub: EntityHub, instance_id: str) -> EntityRecord | None:
@@ -211,7 +200,7 @@ def clean(hub: EntityHub, request: pb.CleanEntityStorageRequest) -> pb.CleanEnti
 def _send_release(hub: EntityHub, instance_id: str, owner: str) -> None:
     body = em.release_message_json(parent=owner, id=em.ORPHANED_LOCK_RELEASE_ID)
     release = EntityMessage(instance_id, em.RELEASE_EVENT, body)
-    _send(hub.engine, message(hub.engine, instance_id, event_raised(release)))
+    hub.engine.clients.send(message(hub.engine, instance_id, event_raised(release)))
     log.info("released the lock of %r held by %r (no longer running)", instance_id, owner)
 
 

@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("durable_helpers.local.sidecar")
 
+#: Idle entities kept in memory beyond this many are forgotten (their rows are the truth).
+MAX_LIVE_ENTITIES = 10_000
+
 
 @dataclass
 class Batch:
@@ -142,6 +145,18 @@ class EntityHub:
         elif step.changes_anything:
             batch = live.batch = Batch(step, [m for m, _ in live.inbox], None)
             self.pool.submit(steps.commit_quietly, self, live, batch)
+
+    def forget_idle(self) -> None:
+        """Keep memory bounded: drop idle entities (nothing waiting, unlocked) when over the cap."""
+        if len(self.live) <= MAX_LIVE_ENTITIES:
+            return
+        for iid, live in list(self.live.items()):
+            rec = live.record
+            idle = live.loaded and not live.inbox and live.batch is None
+            if idle and not rec.queue and rec.locked_by is None:
+                del self.live[iid]
+            if len(self.live) <= MAX_LIVE_ENTITIES // 2:
+                return
 
     def kick_locked(self, live: Live) -> None:
         """``kick`` for a caller that does not hold the lock (a retry timer)."""

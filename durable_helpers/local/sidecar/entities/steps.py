@@ -111,6 +111,7 @@ def commit(hub: EntityHub, live: Live, batch: Batch, result: pb.EntityBatchResul
             for msg in out:
                 engine.inbox.deliver(msg)
             hub.kick(live)
+            hub.forget_idle()
             engine.cv.notify_all()
     finally:
         journal.done()
