@@ -30,10 +30,9 @@ from durable_helpers.local.sidecar.entities.orchestration import (
     response_event,
     signal_message,
 )
-from durable_helpers.local.sidecar.entities.rows import request_json, step_ops
+from durable_helpers.local.sidecar.entities.rows import normalized_entity_id, request_json, step_ops
 from durable_helpers.local.sidecar.state import TERMINAL, OMsg, ts
 from durable_helpers.protocol_rows import failure_to_json
-from durable_helpers.schema import entities as es
 from durable_helpers.schema import entity_messages as em
 
 if TYPE_CHECKING:
@@ -158,7 +157,7 @@ def _plan_results(engine, old, step, result, new, out, ops, blobs, now) -> None:
 
 
 def _signal(engine: Engine, sender: str, a: pb.SendSignalAction, now: datetime) -> OMsg | None:
-    target = normalized(a.instanceId)
+    target = normalized_entity_id(a.instanceId)
     if target is None:
         log.warning("entity %r signalled %r: not an entity id; dropped", sender, a.instanceId)
         return None
@@ -208,20 +207,6 @@ def _response_body(result: pb.OperationResult) -> str:
         return em.response_message_json(result=None, failure_details=failure_to_json(fd))
     value = result.success.result.value if result.success.HasField("result") else ""
     return em.response_message_json(result=value or None)
-
-
-def normalized(instance_id: str) -> str | None:
-    """``@name@key`` with the name lower-cased, or None when it is not an entity id.
-
-    Example:
-        >>> normalized("@Counter@K"), normalized("orch-1")
-        ('@counter@K', None)
-    """
-    try:
-        name, key = es.split_entity_id(instance_id)
-    except ValueError:
-        return None
-    return es.entity_instance_id(name, key)
 
 
 def entity_request(record: EntityRecord, step: Step) -> pb.EntityRequest:
