@@ -79,7 +79,7 @@ def commit(hub: EntityHub, live: Live, batch: Batch, result: pb.EntityBatchResul
     if result is not None:
         _plan_results(engine, old, step, result, new, out, ops, blobs, now)
     if step.lock is not None:
-        out.append(_lock_message(engine, step.lock, now))
+        out.extend(_lock_messages(engine, step.lock, now))
     entity_ops, entity_blobs = step_ops(new, engine.hub, engine.store.largemessages_url, now)
     ops += entity_ops
     blobs += entity_blobs
@@ -116,17 +116,30 @@ def commit(hub: EntityHub, live: Live, batch: Batch, result: pb.EntityBatchResul
         journal.done()
 
 
-def _lock_message(engine: Engine, lock: Request, now: datetime) -> OMsg:
-    """A granted lock request: forwarded to the next entity of its set, or the grant."""
+def _lock_messages(engine: Engine, lock: Request, now: datetime) -> list[OMsg]:
+    """A granted lock request: forwarded to the next entity of its set, or the grant.
+
+    When the whole set is locked but the orchestration that asked has finished meanwhile (it
+    was terminated or failed while waiting, so no SDK will ever unlock), the set is released
+    instead of granted: a deliberate repair that DTFx leaves to CleanEntityStorage.
+    """
     nxt = forwarded_lock(lock)
     if nxt is not None:
         target, request = nxt
         body = request_json(request, timestamp=now)
         forward = EntityMessage(target, em.OPERATION_EVENT, body)
-        return message(engine, target, event_raised(forward))
-    assert lock.parent is not None
+        return [message(engine, target, event_raised(forward))]
+    assert lock.parent is not None and lock.lockset is not None
+    owner = engine.instance_state(lock.parent)
+    if owner is None or owner.status in TERMINAL:
+        log.info("releasing the locks of %r at once: it is no longer running", lock.parent)
+        body = em.release_message_json(parent=lock.parent, id=lock.id)
+        return [
+            message(engine, e, event_raised(EntityMessage(e, em.RELEASE_EVENT, body)))
+            for e in lock.lockset
+        ]
     body = em.response_message_json(result=em.LOCK_GRANTED_RESULT)
-    return message(engine, lock.parent, response_event(lock.id, body))
+    return [message(engine, lock.parent, response_event(lock.id, body))]
 
 
 def _plan_results(engine, old, step, result, new, out, ops, blobs, now) -> None:
