@@ -20,12 +20,14 @@ _EXPORTS = {
     "TaskHub": "taskhub",
     "HubNotFoundError": "taskhub",
     "InstanceNotFoundError": "taskhub",
+    "EntityNotFoundError": "entity_frames",
     "GrpcTaskHub": "grpc_taskhub",
     "Snapshot": "snapshot",
     "load_snapshot": "snapshot",
 }
 
 __all__ = [
+    "EntityNotFoundError",
     "GrpcTaskHub",
     "HubNotFoundError",
     "InstanceNotFoundError",
@@ -36,6 +38,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from .entity_frames import EntityNotFoundError
     from .grpc_taskhub import GrpcTaskHub
     from .snapshot import Snapshot, load_snapshot
     from .taskhub import HubNotFoundError, InstanceNotFoundError, TaskHub

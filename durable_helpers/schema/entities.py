@@ -8,7 +8,7 @@ state as a JSON *string* inside it, the queue of waiting requests, the lock hold
 as OrchestratorStarted, ExecutionStarted, OrchestratorCompleted and the sentinel. Writers give
 the DurableTask.Core shape; parsers accept the classic DF 2.x shape too (``exists``, ``$type``)
 and ignore keys they do not know. The message bodies are in ``entity_messages``. Calls
-``keys``, ``values``, ``encode`` and ``decode``.
+``keys``, ``values``, ``columns``, ``encode`` and ``decode``.
 
 Choices where the reference is [unsure] (the readers accept both ways):
 
@@ -312,7 +312,7 @@ error=None), 'Internal Error: boom')
     current = doc.get("currentOperation")
     return EntityStatus(
         exists=doc.get("entityExists") is True,
-        queue_size=size if isinstance(size, int) and not isinstance(size, bool) else 0,
+        queue_size=size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else 0,
         locked_by=locked_by if isinstance(locked_by, str) else None,
         current_operation=dict(current) if isinstance(current, dict) else None,
     )
@@ -396,8 +396,14 @@ def entity_batch_rows(
 ENTITY_CONSUMED = INSTANCE_CONSUMED
 
 
-def _user_state(text: str | None) -> Any:
-    """The user state decoded from its JSON text; None when absent or not JSON."""
+def decode_entity_state(text: str | None) -> Any:
+    """The user state decoded from its JSON text; None when absent or not JSON (the text is
+    kept beside it as ``StateRaw``, so nothing is lost).
+
+    Example:
+        >>> decode_entity_state('{"value":9}'), decode_entity_state("not json")
+        ({'value': 9}, None)
+    """
     if text is None:
         return None
     try:
@@ -447,7 +453,7 @@ def decode_entity_row(entity: Mapping[str, Any]) -> dict[str, Any]:
         "Name": name,
         "Key": key,
         "Exists": exists,
-        "State": _user_state(scheduler.state) if scheduler else None,
+        "State": decode_entity_state(scheduler.state) if scheduler else None,
         "StateRaw": scheduler.state if scheduler else None,
         "LockedBy": locked_by,
         "BacklogQueueSize": backlog,

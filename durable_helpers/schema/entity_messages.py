@@ -292,6 +292,8 @@ def parse_request_message(text: str | Mapping[str, Any]) -> RequestMessage:
         raise ValueError(f"an entity request message has a string id: {to_json(body)[:200]}")
     op = body.get("op")
     lockset = body.get("lockset")
+    if lockset is not None and not isinstance(lockset, list):
+        raise ValueError(f"an entity request's lockset is a list, not {to_json(lockset)[:200]}")
     return RequestMessage(
         op=op if isinstance(op, str) else None,
         id=request_id,
@@ -305,7 +307,7 @@ def parse_request_message(text: str | Mapping[str, Any]) -> RequestMessage:
         timestamp=_message_datetime(body.get("Timestamp")),
         predecessor=_message_datetime(body.get("Predecessor")),
         lockset=None if lockset is None else [_lock_member(e) for e in lockset],
-        pos=body.get("pos") if isinstance(body.get("pos"), int) else 0,
+        pos=pos if isinstance(pos := body.get("pos"), int) and not isinstance(pos, bool) else 0,
         type_name=body.get("$type") if isinstance(body.get("$type"), str) else None,
     )
 

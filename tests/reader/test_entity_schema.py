@@ -447,3 +447,62 @@ def test_entity_query_filters_are_the_providers() -> None:
         "(CreatedTime le datetime'2025-01-10T08:01:00.123456Z')"
     )
     assert schema.entity_query_filter("@x'") == "(PartitionKey ge '@x''' and PartitionKey lt '@x(')"
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner),
+    max_leaves=6,
+)
+scheduler_like = st.dictionaries(
+    st.sampled_from(["exists", "state", "queue", "lockedBy", "suspended", "sorter", "$type", "x"]),
+    json_values,
+).map(json.dumps)
+status_like = st.dictionaries(
+    st.sampled_from(["entityExists", "queueSize", "lockedBy", "currentOperation", "x"]),
+    json_values,
+).map(json.dumps)
+
+
+@given(
+    st.text(max_size=12),
+    st.none() | st.text(max_size=30) | scheduler_like,
+    st.none() | st.text(max_size=30) | status_like,
+)
+def test_decoding_any_entity_row_never_raises(tail: str, input_text, status_text) -> None:
+    row = {"PartitionKey": schema.escape_partition_key("@" + tail), "RowKey": ""}
+    if input_text is not None:
+        row["Input"] = input_text
+    if status_text is not None:
+        row["CustomStatus"] = status_text
+    decoded = schema.decode_entity_row(row)
+    assert decoded["InstanceId"] == "@" + tail
+    assert decoded["InputRaw"] == (input_text or None)
+    assert decoded["CustomStatusRaw"] == (status_text or None)
+    assert decoded["LockedBy"] is None or isinstance(decoded["LockedBy"], str)
+    assert decoded["BacklogQueueSize"] is None or decoded["BacklogQueueSize"] >= 0
+    assert decoded["Engine"] in (None, "classic", "core")
+
+
+message_like = st.dictionaries(
+    st.sampled_from(
+        ["$type", "op", "signal", "input", "id", "parent", "parentExecution", "due", "Timestamp",
+         "Predecessor", "lockset", "pos", "result", "exceptionType", "failureDetails", "x"]
+    ),
+    json_values,
+)  # fmt: skip
+#: Sometimes with the members a parser needs, so that it gets past them to the others.
+messages = message_like | message_like.map(lambda d: {**d, "id": "r1", "parent": "o1"})
+
+
+@given(messages.map(json.dumps))
+def test_message_parsers_accept_or_say_why(text: str) -> None:
+    for parse in (
+        schema.parse_request_message,
+        schema.parse_response_message,
+        schema.parse_release_message,
+    ):
+        try:
+            parse(text)
+        except ValueError as error:
+            assert "entity" in str(error) or "lockset" in str(error)
