@@ -1,9 +1,9 @@
 """Entities (function-based and class-based) and orchestrations that use them, for the tests.
 
-``register_entities(worker)`` adds them all; the crash test's subprocess worker uses it too.
-Both kinds of entity implement the same counter (``add``, ``get``, ``reset``, ``fail``,
-``delete``, ``signal_other``, ``start_orchestration``, ``signal_later``), so every behaviour is
-tested with each (the ``KINDS`` names).
+``register_entities(worker)`` adds them all. Both kinds of entity implement the same counter
+(``add``, ``slow_add``, ``get``, ``reset``, ``fail``, ``delete``, ``signal_other``,
+``start_orchestration``, ``signal_later``), so every behaviour is tested with each (``KINDS``);
+the function one can also ``store`` any JSON value as its state.
 """
 
 from __future__ import annotations
@@ -27,7 +27,13 @@ def fn_counter(ctx: entities.EntityContext, input: Any) -> Any:
     if op == "delete":
         ctx.set_state(None)
         return None
+    if op == "store":  # any JSON value as the state
+        ctx.set_state(input)
+        return None
     value = ctx.get_state(int, 0)
+    if op == "slow_add":
+        time.sleep(0.005)
+        op = "add"
     if op == "add":
         ctx.set_state(value + int(input))
         return value + int(input)
@@ -55,6 +61,10 @@ class ClassCounter(entities.DurableEntity):
         value = self.get_state(int, 0) + int(amount)
         self.set_state(value)
         return value
+
+    def slow_add(self, amount: int) -> int:
+        time.sleep(0.005)
+        return self.add(amount)
 
     def get(self, _: Any = None) -> int:
         return self.get_state(int, 0)

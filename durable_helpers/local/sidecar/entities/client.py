@@ -20,15 +20,15 @@ Example:
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import uuid
 from datetime import timezone
+from typing import TYPE_CHECKING
 
 import durabletask.internal.orchestrator_service_pb2 as pb
 
 from durable_helpers import schema
+from durable_helpers.local.sidecar.continuation import decode_token, encode_token
 from durable_helpers.local.sidecar.entities.hub import EntityHub
 from durable_helpers.local.sidecar.entities.model import EntityRecord
 from durable_helpers.local.sidecar.entities.orchestration import (
@@ -37,8 +37,12 @@ from durable_helpers.local.sidecar.entities.orchestration import (
     signal_message,
 )
 from durable_helpers.local.sidecar.entities.rows import record_from_row
+from durable_helpers.local.sidecar.entities.steps import message
 from durable_helpers.schema import entities as es
 from durable_helpers.schema import entity_messages as em
+
+if TYPE_CHECKING:
+    pass
 
 log = logging.getLogger("durable_helpers.local.sidecar")
 UTC = timezone.utc  # noqa: UP017
@@ -82,8 +86,8 @@ def normalized_entity_id(instance_id: str) -> str:
 def signal(hub: EntityHub, request: pb.SignalEntityRequest) -> None:
     """Journal a client's signal (held back until ``scheduledTime``), then deliver it."""
     target = normalized_entity_id(request.instanceId)
-    host = hub.host
-    now = host.now()
+    engine = hub.engine
+    now = engine.now()
     due = (
         request.scheduledTime.ToDatetime(tzinfo=UTC) if request.HasField("scheduledTime") else None
     )
@@ -96,23 +100,17 @@ def signal(hub: EntityHub, request: pb.SignalEntityRequest) -> None:
         due=due,
         now=now,
     )
-    msg = host.message(target, event_raised(m), m.due.timestamp() if m.due else 0.0)
-    journal = host.store.journal
-    journal.begin()
-    try:
-        journal.append({"m": [msg.record()]})
-        with host.lock:
-            host.deliver(msg)
-    finally:
-        journal.done()
+    engine.clients.send(
+        message(engine, target, event_raised(m), m.due.timestamp() if m.due else 0.0)
+    )
 
 
 def _record(hub: EntityHub, instance_id: str) -> EntityRecord | None:
-    with hub.host.lock:
+    with hub.engine.lock:
         live = hub.live.get(instance_id)
         if live is not None and live.loaded:
             return live.record
-    row = hub.host.store.get_instance_row(instance_id)
+    row = hub.engine.store.get_instance_row(instance_id)
     return record_from_row(instance_id, row) if row is not None else None
 
 
@@ -136,23 +134,11 @@ def get(hub: EntityHub, request: pb.GetEntityRequest) -> pb.GetEntityResponse:
     return pb.GetEntityResponse(exists=True, entity=_metadata(record, request.includeState))
 
 
-def _encode_token(token: tuple[str, str] | None) -> str | None:
-    if token is None:
-        return None
-    return base64.urlsafe_b64encode(json.dumps(list(token)).encode()).decode()
-
-
 def _decode_token(value: str) -> tuple[str, str] | None:
-    if not value or value == "0":
-        return None
     try:
-        pk, rk = json.loads(base64.urlsafe_b64decode(value.encode()))
-        return str(pk), str(rk)
-    except (ValueError, TypeError):
-        raise EntityArgumentError(
-            f"The continuation token {value[:40]!r} was not issued by this task hub; pass the "
-            "token of the previous page unchanged, or none for the first page."
-        ) from None
+        return decode_token(value)
+    except ValueError as error:
+        raise EntityArgumentError(str(error)) from None
 
 
 def query(hub: EntityHub, request: pb.QueryEntitiesRequest) -> pb.QueryEntitiesResponse:
@@ -170,35 +156,34 @@ def query(hub: EntityHub, request: pb.QueryEntitiesRequest) -> pb.QueryEntitiesR
     )
     token = _decode_token(q.continuationToken.value if q.HasField("continuationToken") else "")
     size = q.pageSize.value if q.HasField("pageSize") and q.pageSize.value > 0 else 100
-    rows, next_token = hub.host.store.query_instances(flt, min(size, 1000), token)
+    rows, next_token = hub.engine.store.query_instances(flt, min(size, 1000), token)
     out = []
     for row in rows:
-        row = hub.host.store.resolve_instance_payloads(row)
+        row = hub.engine.store.resolve_instance_payloads(row)
         record = record_from_row(schema.unescape_partition_key(row["PartitionKey"]), row)
         if record.state is None and not q.includeTransient:
             continue
         out.append(_metadata(record, q.includeState))
     response = pb.QueryEntitiesResponse(entities=out)
-    encoded = _encode_token(next_token)
-    if encoded:
-        response.continuationToken.value = encoded
+    if next_token is not None:
+        response.continuationToken.value = encode_token(next_token)
     return response
 
 
 def clean(hub: EntityHub, request: pb.CleanEntityStorageRequest) -> pb.CleanEntityStorageResponse:
     """CleanEntityStorage: release orphaned locks, remove empty entities (one full pass)."""
-    host = hub.host
+    engine = hub.engine
     removed = released = 0
     token = None
     while True:
-        rows, token = host.store.query_instances(es.entity_query_filter(), 100, token)
+        rows, token = engine.store.query_instances(es.entity_query_filter(), 100, token)
         for row in rows:
             iid = schema.unescape_partition_key(row["PartitionKey"])
             record = _record(hub, iid)
             if record is None:
                 continue
             if request.releaseOrphanedLocks and record.locked_by is not None:
-                owner = host.store.get_instance_row(record.locked_by)
+                owner = engine.store.get_instance_row(record.locked_by)
                 if owner is None or owner.get("RuntimeStatus") not in _LIVE_OWNER:
                     _send_release(hub, iid, record.locked_by)
                     released += 1
@@ -214,23 +199,15 @@ def clean(hub: EntityHub, request: pb.CleanEntityStorageRequest) -> pb.CleanEnti
 
 def _send_release(hub: EntityHub, instance_id: str, owner: str) -> None:
     body = em.release_message_json(parent=owner, id=em.ORPHANED_LOCK_RELEASE_ID)
-    message = EntityMessage(instance_id, em.RELEASE_EVENT, body)
-    msg = hub.host.message(instance_id, event_raised(message))
-    journal = hub.host.store.journal
-    journal.begin()
-    try:
-        journal.append({"m": [msg.record()]})
-        with hub.host.lock:
-            hub.host.deliver(msg)
-    finally:
-        journal.done()
+    release = EntityMessage(instance_id, em.RELEASE_EVENT, body)
+    hub.engine.clients.send(message(hub.engine, instance_id, event_raised(release)))
     log.info("released the lock of %r held by %r (no longer running)", instance_id, owner)
 
 
 def _remove_if_empty(hub: EntityHub, instance_id: str) -> bool:
-    host = hub.host
+    engine = hub.engine
     pk = schema.escape_partition_key(instance_id)
-    with host.lock:
+    with engine.lock:
         live = hub.live.get(instance_id)
         if live is not None:
             if live.inbox or live.batch is not None or not live.loaded:
@@ -242,16 +219,16 @@ def _remove_if_empty(hub: EntityHub, instance_id: str) -> bool:
         record = _record(hub, instance_id)
     if record is None or record.state is not None or record.locked_by or record.queue:
         return False
-    journal = host.store.journal
+    journal = engine.store.journal
     journal.begin()
     try:
-        with host.lock:
+        with engine.lock:
             live = hub.live.get(instance_id)
             if live is not None and (live.inbox or live.batch is not None):
                 return False
             hub.live.pop(instance_id, None)
         journal.append({"ops": [{"t": "purge", "pk": pk}]})
-        host.store.purge_partition(pk)
+        engine.store.purge_partition(pk)
     finally:
         journal.done()
     return True

@@ -7,6 +7,8 @@ or ReleaseMessage JSON), and, to the entity, the same body as an ``EventRaised``
 go back as ``EventRaised`` named after the request id (a result) or the critical section (a lock
 grant). The Python SDK accepts exactly this shape in the histories it replays.
 
+May call: the engine's clock and ids (through the planner's episode); nothing else.
+
 Example:
     >>> import durabletask.internal.orchestrator_service_pb2 as pb
     >>> from datetime import datetime, timezone
@@ -20,16 +22,23 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 import durabletask.internal.orchestrator_service_pb2 as pb
 
 from durable_helpers.local.sidecar.entities.model import Request
 from durable_helpers.local.sidecar.entities.rows import request_json
+from durable_helpers.local.sidecar.state import OMsg, ts
 from durable_helpers.schema import entity_messages as em
 
+if TYPE_CHECKING:
+    from durable_helpers.local.sidecar.checkpoint import Episode
+
 UTC = timezone.utc  # noqa: UP017
+log = logging.getLogger("durable_helpers.local.sidecar")
 
 
 @dataclass(frozen=True)
@@ -127,6 +136,21 @@ def outgoing_entity_message(
             em.release_message_json(parent=parent, id=u.criticalSectionId),
         )
     raise ValueError(f"unknown entity message {kind!r}")
+
+
+def plan_entity_message(ep: Episode, action: pb.OrchestratorAction) -> None:
+    """Plan an orchestration's ``sendEntityMessage``: its EventSent row and the message."""
+    parent = ep.inst.instance_id
+    try:
+        m = outgoing_entity_message(action.sendEntityMessage, parent, ep.st.execution_id, ep.now)
+    except ValueError as error:
+        log.warning("orchestration %r: %s; not sent", parent, error)
+        return
+    ep.add_row(action.id, eventSent=event_sent(action.id, m).eventSent)
+    raised = event_raised(m)
+    raised.timestamp.CopyFrom(ts(ep.engine.now()))
+    visible = m.due.timestamp() if m.due is not None else 0.0
+    ep.plan.omsgs.append(OMsg(ep.engine.new_id(), m.target, raised, visible_at=visible))
 
 
 def event_sent(action_id: int, message: EntityMessage) -> pb.HistoryEvent:
