@@ -8,6 +8,7 @@ the function one can also ``store`` any JSON value as its state.
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -16,6 +17,24 @@ from durabletask import entities, task
 from durabletask.worker import TaskHubGrpcWorker
 
 UTC = timezone.utc  # noqa: UP017
+
+#: Entity id -> operations of it running now, in this process; OVERLAPS records any second one
+#: (two batches of one entity in flight at once would show here).
+RUNNING: dict[str, int] = {}
+OVERLAPS: list[str] = []
+_RUNNING_LOCK = threading.Lock()
+
+
+def _exclusive_sleep(entity_id: str, seconds: float) -> None:
+    with _RUNNING_LOCK:
+        RUNNING[entity_id] = RUNNING.get(entity_id, 0) + 1
+        if RUNNING[entity_id] > 1:
+            OVERLAPS.append(entity_id)
+    try:
+        time.sleep(seconds)
+    finally:
+        with _RUNNING_LOCK:
+            RUNNING[entity_id] -= 1
 
 
 def fn_counter(ctx: entities.EntityContext, input: Any) -> Any:
@@ -32,7 +51,7 @@ def fn_counter(ctx: entities.EntityContext, input: Any) -> Any:
         return None
     value = ctx.get_state(int, 0)
     if op == "slow_add":
-        time.sleep(0.005)
+        _exclusive_sleep(str(ctx.entity_id), 0.005)
         op = "add"
     if op == "add":
         ctx.set_state(value + int(input))
@@ -63,7 +82,7 @@ class ClassCounter(entities.DurableEntity):
         return value
 
     def slow_add(self, amount: int) -> int:
-        time.sleep(0.005)
+        _exclusive_sleep(str(self.entity_context.entity_id), 0.005)
         return self.add(amount)
 
     def get(self, _: Any = None) -> int:

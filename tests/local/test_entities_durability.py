@@ -5,19 +5,26 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 import uuid
 
+import durabletask.internal.orchestrator_service_pb2 as pb
+import durabletask.internal.orchestrator_service_pb2_grpc as stubs
+import grpc
+import local_entities
 import pytest
 from durabletask.client import OrchestrationStatus, TaskHubGrpcClient
 from durabletask.entities import EntityInstanceId
 from durabletask.worker import TaskHubGrpcWorker
 from local_entities import register_entities, wait_until
 from local_orchestrations import register
-from test_durability import _start_server
+from test_durability import HERE, ROOT, _start_server
 
 from durable_helpers import schema
 from durable_helpers.local.ports import free_ports
+from durable_helpers.local.sidecar import LocalTaskHub
 
 SIGNALS = 300
 CALLS = 20
@@ -71,6 +78,133 @@ def test_kill_9_with_signals_and_calls_in_flight(connection_string, rest, tmp_pa
         rows = list(rest.query_all(f"{hub}History", f"PartitionKey eq {schema.odata_string(pk)}"))
         assert len(rows) == 4  # the three rows of the latest batch + the sentinel
         assert len({r["ExecutionId"] for r in rows}) == 1
+    finally:
+        client.close()
+        worker.stop()
+        server.terminate()
+        server.wait(10)
+
+
+@pytest.mark.slow
+def test_worker_loss_redelivers_the_entity_batch_in_flight(connection_string, tmp_path):
+    hub = "W" + uuid.uuid4().hex[:10]
+    eid = EntityInstanceId("fn_counter", "worker-loss")
+    with LocalTaskHub(connection=connection_string, hub=hub, port=0) as sidecar:
+        proc = subprocess.Popen(
+            [sys.executable, str(HERE / "worker_proc.py"), sidecar.address],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = TaskHubGrpcClient(host_address=sidecar.address)
+        worker = None
+        try:
+            for _ in range(SIGNALS):
+                client.signal_entity(eid, "slow_add", 1)
+            wait_until(lambda: sidecar.engine.tokens, 30, "a batch in flight on the worker")
+            proc.kill()  # mid-batch: its results never reach the sidecar
+            proc.wait(10)
+            assert (_value(client, eid) or 0) < SIGNALS
+            worker = register_entities(register(TaskHubGrpcWorker(host_address=sidecar.address)))
+            worker.start()
+            wait_until(lambda: _value(client, eid) == SIGNALS, 60, "every signal, once")
+            time.sleep(0.5)
+            assert _value(client, eid) == SIGNALS
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            if worker is not None:
+                worker.stop()
+            client.close()
+
+
+def test_an_abandoned_batch_is_delivered_again_in_order(connection_string):
+    hub = "A" + uuid.uuid4().hex[:10]
+    eid = EntityInstanceId("fn_counter", "abandoned")
+    with LocalTaskHub(connection=connection_string, hub=hub, port=0) as sidecar:
+        client = TaskHubGrpcClient(host_address=sidecar.address)
+        channel = grpc.insecure_channel(sidecar.address)
+        worker = None
+        try:
+            for op, value in (("add", 5), ("reset", None), ("add", 2)):
+                client.signal_entity(eid, op, value)
+            stub = stubs.TaskHubSidecarServiceStub(channel)
+            stream = stub.GetWorkItems(pb.GetWorkItemsRequest(), timeout=30)
+            item = next(i for i in stream if i.HasField("entityRequestV2"))
+            ops = [
+                e.entityOperationSignaled.operation for e in item.entityRequestV2.operationRequests
+            ]
+            assert ops == ["add", "reset", "add"]
+            stub.AbandonTaskEntityWorkItem(
+                pb.AbandonEntityTaskRequest(completionToken=item.completionToken), timeout=10
+            )
+            stream.cancel()
+            worker = register_entities(register(TaskHubGrpcWorker(host_address=sidecar.address)))
+            worker.start()
+            wait_until(lambda: _value(client, eid) == 2, 30, "the abandoned batch, in order")
+            stale = pb.EntityBatchResult(completionToken=item.completionToken)
+            stub.CompleteEntityTask(stale, timeout=10)  # a stale completion changes nothing
+            assert _value(client, eid) == 2
+        finally:
+            channel.close()
+            if worker is not None:
+                worker.stop()
+            client.close()
+
+
+@pytest.mark.slow
+def test_one_batch_per_entity_in_flight_with_many_workers(connection_string):
+    hub = "B" + uuid.uuid4().hex[:10]
+    keys = [f"busy-{n}" for n in range(3)]
+    local_entities.OVERLAPS.clear()
+    with LocalTaskHub(connection=connection_string, hub=hub, port=0) as sidecar:
+        client = TaskHubGrpcClient(host_address=sidecar.address)
+        workers = [
+            register_entities(register(TaskHubGrpcWorker(host_address=sidecar.address)))
+            for _ in range(3)
+        ]
+        for w in workers:
+            w.start()
+        try:
+            for round_ in range(40):
+                for key in keys:
+                    client.signal_entity(EntityInstanceId("classcounter", key), "slow_add", 1)
+                if round_ % 10 == 0:
+                    time.sleep(0.05)  # several batches per entity, on different workers
+            for key in keys:
+                eid = EntityInstanceId("classcounter", key)
+                wait_until(lambda eid=eid: _value(client, eid) == 40, 60, f"{eid}")
+            assert local_entities.OVERLAPS == [], "two batches of one entity ran at once"
+        finally:
+            for w in workers:
+                w.stop()
+            client.close()
+
+
+@pytest.mark.slow
+def test_a_delayed_signal_survives_kill_9_and_runs_once_on_time(connection_string, tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    hub = "D" + uuid.uuid4().hex[:10]
+    port = free_ports(1)[0]
+    address = f"127.0.0.1:{port}"
+    log = tmp_path / "sidecar.log"
+    server = _start_server(hub, port, connection_string, log)
+    worker = register_entities(register(TaskHubGrpcWorker(host_address=address)))
+    worker.start()
+    client = TaskHubGrpcClient(host_address=address)
+    eid = EntityInstanceId("fn_counter", "later")
+    try:
+        due = datetime.now(timezone.utc) + timedelta(seconds=4)  # noqa: UP017
+        client.signal_entity(eid, "add", 1, signal_time=due)
+        os.kill(server.pid, signal.SIGKILL)
+        server.wait(10)
+        server = _start_server(hub, port, connection_string, log)
+        assert client.get_entity(eid) is None  # not yet
+        wait_until(lambda: _value(client, eid) == 1, 30, "the delayed signal")
+        assert datetime.now(timezone.utc) >= due - timedelta(milliseconds=300)  # noqa: UP017
+        time.sleep(1.0)
+        assert _value(client, eid) == 1
     finally:
         client.close()
         worker.stop()

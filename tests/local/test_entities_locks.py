@@ -153,3 +153,25 @@ def test_clean_entity_storage_releases_a_lock_orphaned_by_termination(connection
         finally:
             c.close()
             w.stop()
+
+
+def test_a_lock_granted_to_an_orchestration_terminated_while_waiting_is_released(
+    client, sidecar, kind
+):
+    key = _key()
+    eid = EntityInstanceId(kind, key)
+    first = client.schedule_new_orchestration("lock_and_wait", input={"name": kind, "key": key})
+    wait_until(lambda: _locked_by(sidecar, eid) == first, 30, "the first lock")
+    second = client.schedule_new_orchestration("lock_and_wait", input={"name": kind, "key": key})
+    wait_until(
+        lambda: (m := client.get_entity(eid)) is not None and m.backlog_queue_size == 1,
+        30,
+        "the second lock request to wait",
+    )
+    client.terminate_orchestration(second)  # while waiting: the SDK sends no unlock
+    client.wait_for_orchestration_completion(second, timeout=30)
+    client.terminate_orchestration(first)  # unlocks; the lock passes to the terminated one
+    client.wait_for_orchestration_completion(first, timeout=30)
+    wait_until(lambda: _locked_by(sidecar, eid) is None, 30, "the lock to be released")
+    client.signal_entity(eid, "add", 10)
+    wait_until(lambda: _state(client, eid) == 11, 30, "an operation after the release")

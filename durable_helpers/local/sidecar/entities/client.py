@@ -13,8 +13,12 @@ Semantics follow the Azure Storage provider (DTFx ``EntityTrackingStoreQueries``
   state, no lock and no waiting request. Unlike DTFx it does not wait 30 minutes before removing
   one (that delay protects a message sorter this task hub does not have).
 
+May call: the hub's live entities, the engine's client part (journal and deliver a message),
+the store's reads and purge, and the journal. Each function takes the lock itself for its
+in-memory steps, never across I/O.
+
 Example:
-    >>> normalized_entity_id("@Counter@Key")
+    >>> entity_id_argument("@Counter@Key")
     '@counter@Key'
 """
 
@@ -36,7 +40,7 @@ from durable_helpers.local.sidecar.entities.orchestration import (
     event_raised,
     signal_message,
 )
-from durable_helpers.local.sidecar.entities.rows import record_from_row
+from durable_helpers.local.sidecar.entities.rows import normalized_entity_id, record_from_row
 from durable_helpers.local.sidecar.entities.steps import message
 from durable_helpers.schema import entities as es
 from durable_helpers.schema import entity_messages as em
@@ -55,37 +59,31 @@ class EntityArgumentError(ValueError):
     """A client passed an entity id or query the task hub cannot serve (INVALID_ARGUMENT)."""
 
 
-def normalized_entity_id(instance_id: str) -> str:
+def entity_id_argument(instance_id: str) -> str:
     """``@name@key`` with the name lower-cased; EntityArgumentError when it is not one.
 
-    The key must be non-empty and free of ``@``: the Python SDK's ``EntityInstanceId`` cannot
-    parse other keys, so a worker could never run such an entity.
-
     Example:
-        >>> normalized_entity_id("@Counter@c1")
+        >>> entity_id_argument("@Counter@c1")
         '@counter@c1'
         >>> try:
-        ...     normalized_entity_id("counter")
+        ...     entity_id_argument("counter")
         ... except EntityArgumentError as error:
         ...     print(str(error)[:36])
         'counter' is not an entity id: use '
     """
-    try:
-        name, key = es.split_entity_id(instance_id)
-    except ValueError:
-        name = key = ""
-    if not name or not key or "@" in key:
+    normalized = normalized_entity_id(instance_id)
+    if normalized is None:
         raise EntityArgumentError(
             f"{instance_id!r} is not an entity id: use '@<name>@<key>' with a non-empty "
             "name and key and no further '@' (build it with "
             "durabletask.entities.EntityInstanceId(name, key))."
         )
-    return es.entity_instance_id(name, key)
+    return normalized
 
 
 def signal(hub: EntityHub, request: pb.SignalEntityRequest) -> None:
     """Journal a client's signal (held back until ``scheduledTime``), then deliver it."""
-    target = normalized_entity_id(request.instanceId)
+    target = entity_id_argument(request.instanceId)
     engine = hub.engine
     now = engine.now()
     due = (
@@ -127,7 +125,7 @@ def _metadata(record: EntityRecord, include_state: bool) -> pb.EntityMetadata:
 
 def get(hub: EntityHub, request: pb.GetEntityRequest) -> pb.GetEntityResponse:
     """GetEntity: the entity's metadata; ``exists`` false when it has no state."""
-    instance_id = normalized_entity_id(request.instanceId)
+    instance_id = entity_id_argument(request.instanceId)
     record = _record(hub, instance_id)
     if record is None or record.state is None:
         return pb.GetEntityResponse(exists=False)

@@ -1,16 +1,19 @@
-"""Live entities of the local task hub: their inboxes, work items and durable steps.
+"""Live entities of the local task hub: their inboxes and their work items (kind ``"e"``).
 
 :class:`EntityHub` keeps, per entity, its :class:`~.model.EntityRecord` (loaded from its
-Instances row on first use), the journaled messages that reached it since its last step, and at
-most **one step in flight**. A step is planned by :func:`~.model.plan_step`; when it has
-operations it goes to a worker as an ``EntityRequest`` (the V2 work item, which 1.12.0's worker
-accepts alongside the legacy batch form), otherwise (lock requests, releases, requests that
-must wait for a lock) the sidecar commits it itself. Committing a step is one journal record
-(the messages it sends, the acknowledgement of the messages it consumed, and its table writes),
-then the tables, then memory: so an operation is applied exactly once across a ``kill -9``.
+Instances row on first use; idle ones are forgotten beyond :data:`MAX_LIVE_ENTITIES`), the
+journaled messages that reached it since its last step, and at most **one step in flight**. A
+step is planned by :func:`~.model.plan_step`; when it has operations it goes to a worker as an
+``EntityRequest`` (the V2 work item; 1.12.0's worker takes it as well as the legacy
+``EntityBatchRequest`` and asks for neither, and only V2 says where results go), otherwise
+(lock requests, releases, requests that must wait for a lock) the sidecar commits it itself.
+Committing is :mod:`~.steps`. The hub is the engine's third
+:class:`~durable_helpers.local.sidecar.work_items.WorkSource`: streams, filters (by entity
+name), limits (``maxConcurrentEntityWorkItems``) and tokens are the work items part's.
 
-It reaches the rest of the engine only through the narrow :class:`EntityHost` interface (the
-lock, the store and journal, message delivery, orchestration starts).
+May call: :mod:`~.steps`, the engine's inbox (dropping unreadable messages), work items
+(tokens, streams) and the store's row reads. Every method expects the engine's lock held
+except ``complete`` (which takes it) and the background loads.
 """
 
 from __future__ import annotations

@@ -12,6 +12,8 @@ entity does next with the messages that arrived since its last step:
   is granted after the batch: ``lockedBy`` = the orchestration, and the request moves on to the
   next entity of its lock set, or, at the last one, the grant goes back to the orchestration.
 
+May call: nothing (pure data and functions).
+
 Example:
     >>> rec = EntityRecord("@counter@c1")
     >>> step = plan_step(rec, [Incoming("m1", request=Request(id="r1", op="add", signal=True))])

@@ -9,7 +9,7 @@
   provider's RequestMessage JSON.
 
 The JSON shapes come from ``durable_helpers.schema`` (its entities part), the one place that
-knows them.
+knows them. May call: ``schema`` and the store's wire form; nothing stateful.
 """
 
 from __future__ import annotations
@@ -26,6 +26,26 @@ from durable_helpers.schema import entity_messages as em
 
 UTC = timezone.utc  # noqa: UP017
 log = logging.getLogger("durable_helpers.local.sidecar")
+
+
+def normalized_entity_id(instance_id: str) -> str | None:
+    """``@name@key`` with the name lower-cased; None when a Python worker could not run it.
+
+    The DTFx rule splits at the first ``@`` after the leading one; on top of it the key must be
+    non-empty and free of ``@``, since the Python SDK's ``EntityInstanceId`` rejects other keys
+    (a batch for such an entity could never complete).
+
+    Example:
+        >>> normalized_entity_id("@Counter@c1"), normalized_entity_id("@counter@a@b")
+        ('@counter@c1', None)
+    """
+    try:
+        name, key = es.split_entity_id(instance_id)
+    except ValueError:
+        return None
+    if not key or "@" in key:
+        return None
+    return es.entity_instance_id(name, key)
 
 
 def request_from_json(text: str) -> Request:

@@ -30,10 +30,9 @@ from durable_helpers.local.sidecar.entities.orchestration import (
     response_event,
     signal_message,
 )
-from durable_helpers.local.sidecar.entities.rows import request_json, step_ops
+from durable_helpers.local.sidecar.entities.rows import normalized_entity_id, request_json, step_ops
 from durable_helpers.local.sidecar.state import TERMINAL, OMsg, ts
 from durable_helpers.protocol_rows import failure_to_json
-from durable_helpers.schema import entities as es
 from durable_helpers.schema import entity_messages as em
 
 if TYPE_CHECKING:
@@ -80,7 +79,7 @@ def commit(hub: EntityHub, live: Live, batch: Batch, result: pb.EntityBatchResul
     if result is not None:
         _plan_results(engine, old, step, result, new, out, ops, blobs, now)
     if step.lock is not None:
-        out.append(_lock_message(engine, step.lock, now))
+        out.extend(_lock_messages(engine, step.lock, now))
     entity_ops, entity_blobs = step_ops(new, engine.hub, engine.store.largemessages_url, now)
     ops += entity_ops
     blobs += entity_blobs
@@ -117,17 +116,30 @@ def commit(hub: EntityHub, live: Live, batch: Batch, result: pb.EntityBatchResul
         journal.done()
 
 
-def _lock_message(engine: Engine, lock: Request, now: datetime) -> OMsg:
-    """A granted lock request: forwarded to the next entity of its set, or the grant."""
+def _lock_messages(engine: Engine, lock: Request, now: datetime) -> list[OMsg]:
+    """A granted lock request: forwarded to the next entity of its set, or the grant.
+
+    When the whole set is locked but the orchestration that asked has finished meanwhile (it
+    was terminated or failed while waiting, so no SDK will ever unlock), the set is released
+    instead of granted: a deliberate repair that DTFx leaves to CleanEntityStorage.
+    """
     nxt = forwarded_lock(lock)
     if nxt is not None:
         target, request = nxt
         body = request_json(request, timestamp=now)
         forward = EntityMessage(target, em.OPERATION_EVENT, body)
-        return message(engine, target, event_raised(forward))
-    assert lock.parent is not None
+        return [message(engine, target, event_raised(forward))]
+    assert lock.parent is not None and lock.lockset is not None
+    owner = engine.instance_state(lock.parent)
+    if owner is None or owner.status in TERMINAL:
+        log.info("releasing the locks of %r at once: it is no longer running", lock.parent)
+        body = em.release_message_json(parent=lock.parent, id=lock.id)
+        return [
+            message(engine, e, event_raised(EntityMessage(e, em.RELEASE_EVENT, body)))
+            for e in lock.lockset
+        ]
     body = em.response_message_json(result=em.LOCK_GRANTED_RESULT)
-    return message(engine, lock.parent, response_event(lock.id, body))
+    return [message(engine, lock.parent, response_event(lock.id, body))]
 
 
 def _plan_results(engine, old, step, result, new, out, ops, blobs, now) -> None:
@@ -158,7 +170,7 @@ def _plan_results(engine, old, step, result, new, out, ops, blobs, now) -> None:
 
 
 def _signal(engine: Engine, sender: str, a: pb.SendSignalAction, now: datetime) -> OMsg | None:
-    target = normalized(a.instanceId)
+    target = normalized_entity_id(a.instanceId)
     if target is None:
         log.warning("entity %r signalled %r: not an entity id; dropped", sender, a.instanceId)
         return None
@@ -208,20 +220,6 @@ def _response_body(result: pb.OperationResult) -> str:
         return em.response_message_json(result=None, failure_details=failure_to_json(fd))
     value = result.success.result.value if result.success.HasField("result") else ""
     return em.response_message_json(result=value or None)
-
-
-def normalized(instance_id: str) -> str | None:
-    """``@name@key`` with the name lower-cased, or None when it is not an entity id.
-
-    Example:
-        >>> normalized("@Counter@K"), normalized("orch-1")
-        ('@counter@K', None)
-    """
-    try:
-        name, key = es.split_entity_id(instance_id)
-    except ValueError:
-        return None
-    return es.entity_instance_id(name, key)
 
 
 def entity_request(record: EntityRecord, step: Step) -> pb.EntityRequest:
