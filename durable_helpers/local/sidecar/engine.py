@@ -23,6 +23,10 @@ RPC to the part that owns it. The parts (each module's docstring says what it ow
 * :mod:`~.clients`: the client operations (start, query, wait, events, purge, history);
 * :mod:`~.fallbacks`: work items the sidecar answers itself.
 
+Around it: :mod:`~.servicer` maps each RPC onto one ``Engine`` method, :mod:`~.dispatcher` runs
+a worker's GetWorkItems stream (waiting on ``Engine.cv`` for ``next_work``), and
+:mod:`~.store` holds the journal and the tables.
+
 **The lock.** One re-entrant lock, ``Engine.lock`` (with the condition ``Engine.cv`` on it),
 guards every part's in-memory state. Code that reads or changes that state holds it; code that
 does storage I/O (journal appends, table and blob writes, row reads) never holds it. The entry
