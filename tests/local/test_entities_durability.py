@@ -30,6 +30,32 @@ SIGNALS = 300
 CALLS = 20
 
 
+class _Killable:
+    """A sidecar subprocess (for ``kill -9``) with an in-process SDK worker and client."""
+
+    def __init__(self, connection_string: str, log, prefix: str) -> None:
+        self.hub = prefix + uuid.uuid4().hex[:10]
+        self.port = free_ports(1)[0]
+        self.connection_string = connection_string
+        self.log = log
+        self.server = _start_server(self.hub, self.port, connection_string, log)
+        address = f"127.0.0.1:{self.port}"
+        self.worker = register_entities(register(TaskHubGrpcWorker(host_address=address)))
+        self.worker.start()
+        self.client = TaskHubGrpcClient(host_address=address)
+
+    def kill_9_and_restart(self) -> None:
+        os.kill(self.server.pid, signal.SIGKILL)
+        self.server.wait(10)
+        self.server = _start_server(self.hub, self.port, self.connection_string, self.log)
+
+    def close(self) -> None:
+        self.client.close()
+        self.worker.stop()
+        self.server.terminate()
+        self.server.wait(10)
+
+
 def _value(client, eid):
     meta = client.get_entity(eid)
     return None if meta is None else meta.get_state(int)
@@ -38,14 +64,9 @@ def _value(client, eid):
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["fn_counter", "classcounter"])
 def test_kill_9_with_signals_and_calls_in_flight(connection_string, rest, tmp_path, kind):
-    hub = "K" + uuid.uuid4().hex[:10]
-    port = free_ports(1)[0]
-    address = f"127.0.0.1:{port}"
     log = tmp_path / "sidecar.log"
-    server = _start_server(hub, port, connection_string, log)
-    worker = register_entities(register(TaskHubGrpcWorker(host_address=address)))
-    worker.start()
-    client = TaskHubGrpcClient(host_address=address)
+    hub = _Killable(connection_string, log, "K")
+    client = hub.client
     signalled = EntityInstanceId(kind, "signals")
     called = EntityInstanceId(kind, "calls")
     try:
@@ -57,9 +78,7 @@ def test_kill_9_with_signals_and_calls_in_flight(connection_string, rest, tmp_pa
         ]
         for _ in range(SIGNALS):
             client.signal_entity(signalled, "slow_add", 1)  # returns once it is acknowledged
-        os.kill(server.pid, signal.SIGKILL)  # most of them are still queued or in a batch
-        server.wait(10)
-        server = _start_server(hub, port, connection_string, log)
+        hub.kill_9_and_restart()  # most of them are still queued or in a batch
         recovered = [line for line in log.read_text().splitlines() if "recovering" in line]
         pending = int(recovered[-1].split(" pending orchestration")[0].rsplit(" ", 1)[1])
         assert pending > 10, f"too little was in flight to test anything: {recovered[-1]}"
@@ -75,14 +94,12 @@ def test_kill_9_with_signals_and_calls_in_flight(connection_string, rest, tmp_pa
         assert _value(client, signalled) == SIGNALS
         assert _value(client, called) == CALLS
         pk = schema.escape_partition_key(str(signalled))
-        rows = list(rest.query_all(f"{hub}History", f"PartitionKey eq {schema.odata_string(pk)}"))
+        flt = f"PartitionKey eq {schema.odata_string(pk)}"
+        rows = list(rest.query_all(f"{hub.hub}History", flt))
         assert len(rows) == 4  # the three rows of the latest batch + the sentinel
         assert len({r["ExecutionId"] for r in rows}) == 1
     finally:
-        client.close()
-        worker.stop()
-        server.terminate()
-        server.wait(10)
+        hub.close()
 
 
 @pytest.mark.slow
@@ -185,28 +202,17 @@ def test_one_batch_per_entity_in_flight_with_many_workers(connection_string):
 def test_a_delayed_signal_survives_kill_9_and_runs_once_on_time(connection_string, tmp_path):
     from datetime import datetime, timedelta, timezone
 
-    hub = "D" + uuid.uuid4().hex[:10]
-    port = free_ports(1)[0]
-    address = f"127.0.0.1:{port}"
-    log = tmp_path / "sidecar.log"
-    server = _start_server(hub, port, connection_string, log)
-    worker = register_entities(register(TaskHubGrpcWorker(host_address=address)))
-    worker.start()
-    client = TaskHubGrpcClient(host_address=address)
+    hub = _Killable(connection_string, tmp_path / "sidecar.log", "D")
+    client = hub.client
     eid = EntityInstanceId("fn_counter", "later")
     try:
         due = datetime.now(timezone.utc) + timedelta(seconds=4)  # noqa: UP017
         client.signal_entity(eid, "add", 1, signal_time=due)
-        os.kill(server.pid, signal.SIGKILL)
-        server.wait(10)
-        server = _start_server(hub, port, connection_string, log)
+        hub.kill_9_and_restart()
         assert client.get_entity(eid) is None  # not yet
         wait_until(lambda: _value(client, eid) == 1, 30, "the delayed signal")
         assert datetime.now(timezone.utc) >= due - timedelta(milliseconds=300)  # noqa: UP017
         time.sleep(1.0)
         assert _value(client, eid) == 1
     finally:
-        client.close()
-        worker.stop()
-        server.terminate()
-        server.wait(10)
+        hub.close()

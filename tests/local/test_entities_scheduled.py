@@ -10,7 +10,7 @@ import itertools
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from durabletask.client import OrchestrationQuery, OrchestrationStatus, TaskHubGrpcClient
@@ -61,8 +61,17 @@ def test_a_schedule_runs_at_its_interval_and_can_be_paused_resumed_updated_delet
     assert described.interval == timedelta(seconds=2)
     assert described.orchestration_name == "entity_started"
     runs = wait_until(lambda: len(r := _runs(client, schedule_id)) >= 3 and r, 30, "three runs")
-    gaps = [(b.created_at - a.created_at).total_seconds() for a, b in itertools.pairwise(runs)]
-    assert all(gap >= 1.5 for gap in gaps), gaps  # at the interval, not faster
+    # Each run's id carries its scheduled time: one interval apart, and none started early.
+    planned = [datetime.fromisoformat(r.instance_id[len(schedule_id) + 1 :]) for r in runs]
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(planned)]
+    assert all(abs(gap - 2) < 0.01 for gap in gaps), gaps
+    for run, when in zip(runs, planned, strict=True):
+        created = (
+            run.created_at.replace(tzinfo=when.tzinfo)
+            if run.created_at.tzinfo is None
+            else run.created_at
+        )
+        assert created >= when - timedelta(milliseconds=300), (run.instance_id, created)
     done = client.wait_for_orchestration_completion(runs[0].instance_id, timeout=30)
     assert done.runtime_status == OrchestrationStatus.COMPLETED
     assert done.serialized_output == '{"started_with": 7}'
