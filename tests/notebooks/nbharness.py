@@ -201,6 +201,18 @@ def execute_notebook(
     raise AssertionError("unreachable")
 
 
+def output_text(nb: nbformat.NotebookNode) -> str:
+    """Everything an executed notebook printed or displayed as text, one output per line."""
+    parts = []
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream":
+                parts.append(output.get("text", ""))
+            elif "data" in output:
+                parts.append(output["data"].get("text/plain", ""))
+    return "\n".join(parts)
+
+
 def python3_kernel_program() -> str:
     """The program the 'python3' kernel spec starts (as jupyter_client will resolve it)."""
     from jupyter_client.kernelspec import KernelSpecManager

@@ -18,12 +18,13 @@ EXPECTED = [
     "04_investigation",
     "05_management",
     "06_your_task_hub",
+    "07_entities",
     "08_safe_deployments",
 ]
 COMMITTED = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
 
 
-def test_the_six_notebooks_are_there() -> None:
+def test_the_numbered_notebooks_are_there() -> None:
     assert [p.stem for p in COMMITTED if p.stem[:2].isdigit()] == EXPECTED
 
 

@@ -3,12 +3,33 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
-from nbharness import NOTEBOOK_TIMEOUT, NOTEBOOKS, TOTAL_BUDGET, LocalStack, execute_notebook
+from nbharness import (
+    NOTEBOOK_TIMEOUT,
+    NOTEBOOKS,
+    TOTAL_BUDGET,
+    LocalStack,
+    execute_notebook,
+    output_text,
+)
 
 from durable_helpers.storage import AZURITE_KEY
+
+#: What a notebook's text says happens, as patterns its outputs must show (a story that runs
+#: without error but shows something else fails here).
+STORY: dict[str, tuple[str, ...]] = {
+    # the transfer saw 100 and left 70; the deposit that waited ran after it
+    "03_patterns": (r'"from_balance": 70\.0', r"\{'alice': 75\.0, 'bob': 50\.0\}"),
+    # the lock outlived its terminated owner, stuck found it, the clean released it
+    "07_entities": (
+        r"@counter@stock orphaned-lock: locked by \w+, which is Terminated",
+        r"orphaned locks released: [1-9]",
+        r"retired has a row: False",
+    ),
+}
 
 
 @pytest.mark.slow
@@ -27,6 +48,9 @@ def test_notebook_runs(
     assert not slow, f"cells over a minute (index, seconds): {slow}"
     outputs = json.dumps([cell.get("outputs", []) for cell in result.notebook.cells])
     assert AZURITE_KEY not in outputs and "AccountKey=" not in outputs, "a secret was printed"
+    shown = output_text(result.notebook)
+    missing = [pattern for pattern in STORY.get(path.stem, ()) if not re.search(pattern, shown)]
+    assert not missing, f"{path.name} did not show what its text says: {missing}"
 
 
 @pytest.mark.slow
