@@ -21,10 +21,12 @@ from typing import Any
 from durable_helpers.local.stack.config import DEFAULT_DATA_DIR, StackConfig, StackError, StackState
 from durable_helpers.local.stack.processes import stop_pid
 from durable_helpers.local.stack.services import (
+    SAMPLE_WORKERS,
     SERVICES,
     STARTERS,
     Waiter,
     check_ports,
+    node_program,
     wanted_services,
 )
 
@@ -44,6 +46,8 @@ def _preflight(config: StackConfig, state: StackState) -> None:
         if service is not None and (service.running() or not service.owned):
             continue
         check_ports(config, name)
+        if name == "jsworker":
+            node_program()
 
 
 @contextlib.contextmanager
@@ -166,8 +170,9 @@ def _down(data_dir: Path) -> list[str]:
             lines.append(f"{name}: was not running.")
     with contextlib.suppress(FileNotFoundError):
         state.path.unlink()
-    with contextlib.suppress(FileNotFoundError):
-        state.config.ready_file("worker").unlink()
+    for name in SAMPLE_WORKERS:
+        with contextlib.suppress(FileNotFoundError):
+            state.config.ready_file(name).unlink()
     return lines
 
 

@@ -38,6 +38,9 @@ def describe(state: StackState | None, *, connect: bool = False, probe: bool = F
             "/runtime/webhooks/durabletask"
         ),
         "worker": lambda: "Sample worker (HelloSequence, FanOutFanIn, ApprovalWorkflow, ...)",
+        "jsworker": lambda: (
+            "JavaScript sample worker (DurableFunctionsOrchestratorJS, FanOutFanInJS, ...)"
+        ),
     }
     lines = [
         f"Task hub {config.hub!r}  (data folder {config.data_dir}, backend "

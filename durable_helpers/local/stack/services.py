@@ -1,6 +1,7 @@
 """The stack's services: which run, how each is started, waited for and probed.
 
-One starter per service (Azurite, the sidecar, the gateway, the sample worker) spawns its
+One starter per service (Azurite, the sidecar, the gateway, the Python and the JavaScript sample
+workers) spawns its
 process (:mod:`~durable_helpers.local.stack.processes`), records it in the
 :class:`~durable_helpers.local.stack.config.StackState` and returns a waiter that blocks
 (bounded) until the service answers (:mod:`~durable_helpers.local.stack.probes`).
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -33,7 +35,12 @@ from durable_helpers.local.stack.config import (
 from durable_helpers.local.stack.probes import grpc_port_answers, http_answers, sidecar_answers
 from durable_helpers.local.stack.processes import log_tail, spawn
 
-SERVICES = ("azurite", "sidecar", "gateway", "worker")
+SERVICES = ("azurite", "sidecar", "gateway", "worker", "jsworker")
+SAMPLE_WORKERS = ("worker", "jsworker")
+JS_WORKER = PROJECT_ROOT / "workers" / "js" / "worker.js"
+JS_SDK = PROJECT_ROOT / "node_modules" / "@microsoft" / "durabletask-js"
+#: The oldest Node.js the JavaScript worker is tried with (the SDK declares 22; 20 works).
+MIN_NODE_MAJOR = 20
 
 Waiter = Callable[[], None]
 
@@ -49,7 +56,7 @@ def wanted_services(config: StackConfig) -> list[str]:
     if config.backend == "memory":
         names.remove("azurite")
     if not config.samples:
-        names.remove("worker")
+        names = [name for name in names if name not in SAMPLE_WORKERS]
     return names
 
 
@@ -226,11 +233,73 @@ def _start_worker(config: StackConfig, state: StackState) -> Waiter:
     return lambda: _wait("sample worker", process, log, ready.exists, config.timeout)
 
 
+def node_program() -> str:
+    """The ``node`` the JavaScript worker runs with; StackError saying what to do when unusable.
+
+    Example:
+        >>> node_program().endswith("node")  # doctest: +SKIP
+        True
+    """
+    node = shutil.which("node")
+    if node is None:
+        raise StackError(
+            "Node.js is missing: the JavaScript sample worker needs Node 20 or newer (Debian: "
+            "apt-get install nodejs npm). Install it, or start without the sample workers "
+            "(--no-samples)."
+        )
+    try:
+        version = subprocess.run(
+            [node, "--version"], capture_output=True, text=True, timeout=30, check=True
+        ).stdout.strip()
+        major = int(version.lstrip("v").split(".")[0])
+    except (OSError, subprocess.SubprocessError, ValueError) as error:
+        raise StackError(
+            f"{node} --version failed ({error}); reinstall Node.js 20 or newer."
+        ) from None
+    if major < MIN_NODE_MAJOR:
+        raise StackError(
+            f"Node.js {version} is too old for the JavaScript sample worker (Node 20 or newer); "
+            "upgrade it, or start without the sample workers (--no-samples)."
+        )
+    if not JS_SDK.is_dir():
+        raise StackError(
+            f"The JavaScript SDK is not installed ({JS_SDK} is missing): run 'make setup' (or "
+            "'npm ci') in the project folder, or start without the sample workers "
+            "(--no-samples)."
+        )
+    return node
+
+
+def _start_js_worker(config: StackConfig, state: StackState) -> Waiter:
+    node = node_program()
+    ready = _fresh_ready_file(config, "jsworker")
+    command = [
+        node,
+        str(JS_WORKER),
+        "--sidecar",
+        f"{config.host}:{config.sidecar_port}",
+        "--state-dir",
+        str(config.data_dir / "samples-state-js"),
+        "--ready-file",
+        str(ready),
+        "--connect-timeout",
+        str(config.timeout),
+    ]
+    process, log = spawn(
+        config.data_dir / "logs", "jsworker", command, cwd=config.data_dir, env=dict(os.environ)
+    )
+    state.services["jsworker"] = Service(
+        "jsworker", process.pid, "samples (JavaScript)", str(log), marker=str(JS_WORKER)
+    )
+    return lambda: _wait("JavaScript sample worker", process, log, ready.exists, config.timeout)
+
+
 STARTERS: dict[str, Callable[[StackConfig, StackState], Waiter]] = {
     "azurite": _start_azurite,
     "sidecar": _start_sidecar,
     "gateway": _start_gateway,
     "worker": _start_worker,
+    "jsworker": _start_js_worker,
 }
 
 
