@@ -93,16 +93,14 @@ def test_prototype_call_runs_the_javascript_orchestrator_and_writes_the_2019_row
     assert [r["RowKey"] for r in table] == [schema.row_key(i) for i in range(16)] + ["sentinel"]
     assert [(r["EventType"], r["EventId"], r["IsPlayed"]) for r in table[:-1]] == expected
     assert table[1]["Name"] == PROTOTYPE_ORCHESTRATOR
-    assert [r["Name"] for r in table if r.get("EventType") == "TaskScheduled"] == ["Hello"] * 3
-    assert [json.loads(r["Input"]) for r in table if r.get("EventType") == "TaskScheduled"] == [
+    assert [r["Name"] for r in of_type(table, "TaskScheduled")] == ["Hello"] * 3
+    assert [json.loads(r["Input"]) for r in of_type(table, "TaskScheduled")] == [
         "Tokyo",
         "Seattle",
         "London",
     ]
-    assert [r["TaskScheduledId"] for r in table if r.get("EventType") == "TaskCompleted"] == [1, 2, 3]
-    assert [json.loads(r["Result"]) for r in table if r.get("EventType") == "TaskCompleted"] == (
-        GREETINGS
-    )
+    assert [r["TaskScheduledId"] for r in of_type(table, "TaskCompleted")] == [1, 2, 3]
+    assert [json.loads(r["Result"]) for r in of_type(table, "TaskCompleted")] == (GREETINGS)
     assert table[14]["OrchestrationStatus"] == "Completed"
     assert json.loads(table[14]["Result"]) == GREETINGS
     assert all(r["ExecutionId"] == table[-1]["ExecutionId"] for r in table)
@@ -133,7 +131,7 @@ def test_failing_javascript_activity_leaves_its_details_in_the_history(client, r
     state = done(client, iid)
     assert state.runtime_status == S.FAILED
     assert "Card declined for order 7 (declined attempt 1 of 1)" in state.failure_details.message
-    failed = [r for r in rows(rest, harness.hub, iid) if r.get("EventType") == "TaskFailed"]
+    failed = of_type(rows(rest, harness.hub, iid), "TaskFailed")
     assert len(failed) == 1
     details = json.loads(failed[0]["FailureDetails"])
     assert details["ErrorType"] == "Error"
@@ -175,8 +173,8 @@ def test_javascript_durable_timer_fires(client, rest, harness, iid):
     assert time.monotonic() - started >= 1.5
     assert json.loads(state.serialized_output) == {"waited_seconds": 1.5}
     table = rows(rest, harness.hub, iid)
-    created = [r for r in table if r.get("EventType") == "TimerCreated"]
-    fired = [r for r in table if r.get("EventType") == "TimerFired"]
+    created = [r for r in of_type(table, "TimerCreated")]
+    fired = [r for r in of_type(table, "TimerFired")]
     assert len(created) == len(fired) == 1
     assert fired[0]["TimerId"] == created[0]["EventId"]
     assert fired[0]["_Timestamp"] >= created[0]["FireAt"]
