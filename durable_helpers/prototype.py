@@ -100,8 +100,9 @@ def compare_with_prototype(history: pd.DataFrame, *, action_offset: int = 1) -> 
     """Our run next to the prototype's rows: one row per position, and whether they agree.
 
     ``history`` is a :meth:`TaskHub.history` frame of one run of the Hello chain. The result has
-    the prototype's EventType, EventId, IsPlayed, Name and Result (``EventType 2019``, ...), the
-    same columns of ``history`` (``EventType now``, ...) and ``same`` (True where they agree).
+    the RowKey as index, then for EventType, EventId, IsPlayed, Name and Result the prototype's
+    value and ours (``EventType 2019``, ``EventType now``, ...), and ``same`` (True where the row
+    agrees).
     Action ids (EventId of TaskScheduled and ExecutionCompleted) agree when ours is the
     prototype's plus ``action_offset``: .NET counted from 0, the durabletask SDKs (Python and
     JavaScript) count from 1. The Name of a completion is filled in by the reader, so it is
@@ -124,4 +125,7 @@ def compare_with_prototype(history: pd.DataFrame, *, action_offset: int = 1) -> 
         for i in ours.index
     ]
     table = pd.concat([theirs.add_suffix(" 2019"), ours.add_suffix(" now")], axis=1)
-    return table.assign(same=same)
+    order = [f"{column} {run}" for column in COMPARED for run in ("2019", "now")]
+    table = table[order].assign(same=same)
+    table.index = pd.Index([f"{i:016X}" for i in table.index], name="RowKey")
+    return table
