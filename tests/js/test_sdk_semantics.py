@@ -79,13 +79,24 @@ def test_json_null_stays_null(client, rest, harness, sdk, iid):
     """The JSON value null (input, activity result, output) is kept as "null"; an absent value
     stays absent. The Python SDK sends no payload for None; the JavaScript SDK sends "null"."""
     with grpc.insecure_channel(harness.sidecar) as channel:
-        grpc_stubs.TaskHubSidecarServiceStub(channel).StartInstance(
+        sidecar = grpc_stubs.TaskHubSidecarServiceStub(channel)
+        sidecar.StartInstance(
             pb.CreateInstanceRequest(
                 instanceId=iid, name=f"Nulls{sdk}", input=wrappers_pb2.StringValue(value="null")
             ),
             timeout=15,
         )
-    state = done(client, iid)
+        state = done(client, iid)
+        # A finished instance's history is read back from its rows.
+        chunks = sidecar.StreamInstanceHistory(
+            pb.StreamInstanceHistoryRequest(instanceId=iid), timeout=15
+        )
+        events = [event for chunk in chunks for event in chunk.events]
+    started = next(e.executionStarted for e in events if e.HasField("executionStarted"))
+    assert started.HasField("input") and started.input.value == "null"
+    completed = next(e.taskCompleted for e in events if e.HasField("taskCompleted"))
+    assert completed.HasField("result") == (sdk == "JS")
+    assert completed.result.value == ("null" if sdk == "JS" else "")
     assert state.runtime_status == S.COMPLETED, state.failure_details
     assert state.serialized_input == "null"
     assert json.loads(state.serialized_custom_status) == {"input": "null", "result": "null"}

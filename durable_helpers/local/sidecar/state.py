@@ -256,7 +256,7 @@ def fill_from_row(inst: Inst, row: dict[str, Any]) -> None:
     """
     inst.name = row.get("Name") or ""
     inst.version = row.get("Version") or None
-    inst.input = _nullable(row.get("Input"))
+    inst.input = _payload(row.get("Input"))
     inst.status = STATUS_FROM_NAME.get(
         row.get("RuntimeStatus", "Pending"), pb.ORCHESTRATION_STATUS_PENDING
     )
@@ -268,7 +268,7 @@ def fill_from_row(inst: Inst, row: dict[str, Any]) -> None:
     inst.completed = row.get("CompletedTime")
     inst.failure = failure_from_json(row.get("FailureDetails"))
     # A failed instance's Output is the provider's "<ErrorType>: <ErrorMessage>" text.
-    inst.output = None if inst.failure is not None else _nullable(row.get("Output"))
+    inst.output = None if inst.failure is not None else _payload(row.get("Output"))
     inst.custom_status = _nullable(row.get("CustomStatus"))
     inst.generation = int(row.get("Generation") or 0)
     inst.tags = _json_dict(row.get("Tags"))
@@ -290,7 +290,13 @@ def row_running(row: dict[str, Any] | None) -> bool:
 
 
 def _nullable(value: Any) -> str | None:
+    """CustomStatus: the layout writes ``"null"`` when none is set, so it means "none"."""
     return None if value is None or value == "null" else str(value)
+
+
+def _payload(value: Any) -> str | None:
+    """Input or Output: absent is no payload; ``"null"`` is the JSON value null, kept."""
+    return None if value is None or value == "" else str(value)
 
 
 def _json_dict(value: Any) -> dict[str, str]:
