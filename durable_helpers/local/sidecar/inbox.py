@@ -2,9 +2,10 @@
 
 Owns ``active`` (the instances that are not finished, by id), the ready queue (instances with
 something to dispatch), the recently finished ids (their late messages are dropped at once),
-routing a durable message to its instance (``deliver``), dropping messages that can never be
-delivered, loading an instance's row and history after a restart, and choosing which pending
-messages make up an instance's next episode (``select_batch``).
+routing a durable message to its instance (``deliver``: a new execution's ExecutionStarted and
+the events continue-as-new carried over go before the events raised meanwhile), dropping
+messages that can never be delivered, loading an instance's row and history after a restart,
+and choosing which pending messages make up an instance's next episode (``select_batch``).
 
 May call: the engine's timers (a message not yet visible), work items (is the instance handled)
 and fallbacks (terminate an instance no worker handles), the store's reads and the journal.
@@ -63,6 +64,9 @@ class Inbox:
             self.active[msg.instance_id] = inst
         if msg.kind == "executionStarted":
             inst.inbox.insert(sum(1 for m in inst.inbox if m.kind == "executionStarted"), msg)
+        elif msg.carried:  # raised before the events that arrived while the episode ran
+            ahead = sum(1 for m in inst.inbox if m.kind == "executionStarted" or m.carried)
+            inst.inbox.insert(ahead, msg)
         else:
             inst.inbox.append(msg)
         if msg.kind == "executionTerminated" and not inst.history:

@@ -111,6 +111,7 @@ class OMsg:
     event: pb.HistoryEvent
     visible_at: float = 0.0
     start: bool = False  # a client's StartInstance (see Inbox.load)
+    carried: bool = False  # carried over by continue-as-new: before events raised meanwhile
     seq: int = field(default_factory=lambda: next(_seq))
 
     def record(self) -> dict[str, Any]:
@@ -119,6 +120,8 @@ class OMsg:
             out["v"] = self.visible_at
         if self.start:
             out["s"] = 1
+        if self.carried:
+            out["c"] = 1
         return out
 
     @property
@@ -144,15 +147,15 @@ def message_from_record(m: dict[str, Any]) -> OMsg | AMsg:
     """The message a journal record (``OMsg.record()``/``AMsg.record()``) describes.
 
     Example:
-        >>> msg = OMsg("m1", "i1", pb.HistoryEvent(eventId=-1), visible_at=5.0)
+        >>> msg = OMsg("m1", "i1", pb.HistoryEvent(eventId=-1), visible_at=5.0, carried=True)
         >>> back = message_from_record(msg.record())
-        >>> (back.id, back.instance_id, back.visible_at, back.start)
-        ('m1', 'i1', 5.0, False)
+        >>> (back.id, back.instance_id, back.visible_at, back.start, back.carried)
+        ('m1', 'i1', 5.0, False, True)
     """
     if "a" in m:
         return AMsg(m["id"], pb.ActivityRequest.FromString(base64.b64decode(m["a"])))
     event = pb.HistoryEvent.FromString(base64.b64decode(m["e"]))
-    return OMsg(m["id"], m["i"], event, m.get("v", 0.0), bool(m.get("s")))
+    return OMsg(m["id"], m["i"], event, m.get("v", 0.0), bool(m.get("s")), bool(m.get("c")))
 
 
 def exec_of(msg: OMsg) -> str:
