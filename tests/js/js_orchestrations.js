@@ -13,9 +13,11 @@ async function* EventsInOrderJS(context, seen) {
   context.continueAsNew(all, true);
 }
 
-/** Calls RewindChildJS as `<id>:child`; fails when the child does. */
-async function* RewindParentJS(context) {
-  return yield context.callSubOrchestrator("RewindChildJS", undefined, {
+/** Calls `<id>:child`: RewindParentJS(depth - 1) while depth > 1, else RewindChildJS. */
+async function* RewindParentJS(context, depth) {
+  const levels = Number.isInteger(depth) ? depth : 1;
+  const child = levels > 1 ? "RewindParentJS" : "RewindChildJS";
+  return yield context.callSubOrchestrator(child, levels > 1 ? levels - 1 : undefined, {
     instanceId: `${context.instanceId}:child`,
   });
 }

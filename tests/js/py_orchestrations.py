@@ -23,8 +23,15 @@ def EventsInOrderPy(ctx: task.OrchestrationContext, seen: Any):
     return None
 
 
-def RewindParentPy(ctx: task.OrchestrationContext, _: Any):
-    return (yield ctx.call_sub_orchestrator(RewindChildPy, instance_id=f"{ctx.instance_id}:child"))
+def RewindParentPy(ctx: task.OrchestrationContext, depth: Any):
+    """Calls ``<id>:child``: RewindParentPy(depth - 1) while depth > 1, else RewindChildPy."""
+    levels = depth if isinstance(depth, int) else 1
+    child_id = f"{ctx.instance_id}:child"
+    if levels > 1:
+        child = ctx.call_sub_orchestrator(RewindParentPy, input=levels - 1, instance_id=child_id)
+    else:
+        child = ctx.call_sub_orchestrator(RewindChildPy, instance_id=child_id)
+    return (yield child)
 
 
 def RewindChildPy(ctx: task.OrchestrationContext, _: Any):

@@ -39,32 +39,38 @@ def test_continue_as_new_keeps_the_order_of_events_raised_meanwhile(client, sdk,
     assert json.loads(state.serialized_output) == [1, 2, 3, 4, 5]
 
 
-def _failed_parent(client: TaskHubGrpcClient, sdk: str, iid: str) -> str:
-    client.schedule_new_orchestration(f"RewindParent{sdk}", instance_id=iid)
+def _failed_parent(client: TaskHubGrpcClient, sdk: str, iid: str, depth: int = 1) -> list[str]:
+    """A parent whose chain of ``depth`` sub-orchestrations failed; the ids below it."""
+    client.schedule_new_orchestration(f"RewindParent{sdk}", input=depth, instance_id=iid)
     parent = done(client, iid)
     assert parent.runtime_status == S.FAILED
-    child_id = f"{iid}:child"
-    child = client.get_orchestration_state(child_id)
-    assert child is not None and child.runtime_status == S.FAILED
-    assert "first attempt" in child.failure_details.message
-    return child_id
+    below = [iid + ":child" * level for level in range(1, depth + 1)]
+    for child_id in below:
+        child = client.get_orchestration_state(child_id)
+        assert child is not None and child.runtime_status == S.FAILED
+        assert "first attempt" in child.failure_details.message
+    return below
 
 
+@pytest.mark.parametrize("depth", [1, 2])
 @pytest.mark.parametrize("sdk", SDKS)
-def test_rewinding_a_parent_rewinds_its_failed_sub_orchestration(client, sdk, iid):
-    child_id = _failed_parent(client, sdk, iid)
+def test_rewinding_a_parent_rewinds_its_failed_sub_orchestration(client, sdk, depth, iid):
+    """The rewind reaches the failed child, and its failed child in turn (recursively)."""
+    below = _failed_parent(client, sdk, iid, depth)
     client.rewind_orchestration(iid, reason="retry the child")
     parent = done(client, iid)
     assert parent.runtime_status == S.COMPLETED, parent.failure_details
-    assert json.loads(parent.serialized_output) == f"ok {child_id} (attempt 2)"
-    child = client.get_orchestration_state(child_id)
-    assert child.runtime_status == S.COMPLETED
-    assert json.loads(child.serialized_output) == f"ok {child_id} (attempt 2)"
+    result = f"ok {below[-1]} (attempt 2)"
+    assert json.loads(parent.serialized_output) == result
+    for child_id in below:
+        child = client.get_orchestration_state(child_id)
+        assert child.runtime_status == S.COMPLETED
+        assert json.loads(child.serialized_output) == result
 
 
 @pytest.mark.parametrize("sdk", SDKS)
 def test_rewinding_a_parent_whose_failed_child_was_purged_runs_the_child_again(client, sdk, iid):
-    child_id = _failed_parent(client, sdk, iid)
+    (child_id,) = _failed_parent(client, sdk, iid)
     assert client.purge_orchestration(child_id).deleted_instance_count == 1
     assert client.get_orchestration_state(child_id) is None
     client.rewind_orchestration(iid, reason="run the child again")

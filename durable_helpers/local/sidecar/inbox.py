@@ -23,7 +23,14 @@ from typing import TYPE_CHECKING
 import durabletask.internal.orchestrator_service_pb2 as pb
 
 from durable_helpers.local.sidecar import fallbacks
-from durable_helpers.local.sidecar.state import AMsg, Inst, OMsg, exec_of, fill_from_row
+from durable_helpers.local.sidecar.state import (
+    AMsg,
+    Inst,
+    OMsg,
+    exec_of,
+    fill_from_row,
+    parent_of,
+)
 from durable_helpers.protocol_rows import columns_to_event
 
 if TYPE_CHECKING:
@@ -152,6 +159,7 @@ class Inbox:
                 history = [columns_to_event(r) for r in rows]
                 if execution_id == inst.execution_id:
                     inst.history = history
+                    inst.parent = parent_of(history) or inst.parent
                     if any(e.HasField("continueAsNew") for e in history):
                         inst.history = []  # the next execution starts from its ExecutionStarted
             self.mark_ready(inst)

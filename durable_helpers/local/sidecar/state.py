@@ -278,6 +278,27 @@ def fill_from_row(inst: Inst, row: dict[str, Any]) -> None:
     inst.scheduled_start = row.get("ScheduledStartTime")
 
 
+def parent_of(history: list[pb.HistoryEvent]) -> pb.ParentInstanceInfo | None:
+    """The parent a history's ExecutionStarted names (None for a top-level instance).
+
+    A sub-orchestration loaded from its rows (after a restart, or to be rewound) needs it to
+    report to its parent when it ends.
+
+    Example:
+        >>> parent = pb.ParentInstanceInfo(taskScheduledId=3)
+        >>> started = pb.HistoryEvent(
+        ...     executionStarted=pb.ExecutionStartedEvent(name="Child", parentInstance=parent)
+        ... )
+        >>> parent_of([started]).taskScheduledId, parent_of([])
+        (3, None)
+    """
+    for event in history:
+        if event.HasField("executionStarted"):
+            es = event.executionStarted
+            return es.parentInstance if es.HasField("parentInstance") else None
+    return None
+
+
 def row_running(row: dict[str, Any] | None) -> bool:
     """True when an Instances row exists and its instance has not finished.
 
