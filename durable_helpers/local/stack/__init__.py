@@ -1,4 +1,4 @@
-"""The demo stack as background processes: Azurite, the sidecar, the gateway, the sample worker.
+"""The demo stack as background processes: Azurite, the sidecar, the gateway, the sample workers.
 
 ``up`` starts what is not running yet (each in its own session, output in
 ``<data_dir>/logs/<service>.log``), waits until each answers (bounded), and records the pids in
