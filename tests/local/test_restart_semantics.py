@@ -4,9 +4,12 @@ in-memory cases, with both SDKs, are in tests/js/test_sdk_semantics.py."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,9 @@ from durabletask.worker import TaskHubGrpcWorker
 from test_durability import _start_server
 
 from durable_helpers.local.ports import free_ports
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "js"))
+from py_orchestrations import EventsInOrderPy  # the twin that tests/js runs with both SDKs
 
 #: Where the orchestrator leaves a mark when it pauses (set by the test).
 MARKS: list[Path] = []
@@ -30,17 +36,12 @@ def _pause_once(name: str, seconds: float) -> None:
 
 
 def PausingEventsInOrder(ctx: task.OrchestrationContext, seen: Any):
-    """One "next" event per execution, continue-as-new with save_events; pauses (first time
-    only) in its first and second executions, so the test can act while they run."""
-    so_far = seen if isinstance(seen, list) else []
-    if not ctx.is_replaying and len(so_far) < 2:
-        _pause_once(f"execution-{len(so_far) + 1}", 2.0 if so_far else 1.5)
-    value = yield ctx.wait_for_external_event("next")
-    values = [*so_far, value]
-    if len(values) >= 5:
-        return values
-    ctx.continue_as_new(values, save_events=True)
-    return None
+    """EventsInOrderPy (one "next" event per execution, continue-as-new with save_events) that
+    pauses, the first time only, in its first and second executions, so the test can act."""
+    done = len(seen) if isinstance(seen, list) else 0
+    if not ctx.is_replaying and done < 2:
+        _pause_once(f"execution-{done + 1}", 2.0 if done else 1.5)
+    return (yield from EventsInOrderPy(ctx, seen))
 
 
 def _wait_for(path: Path, timeout: float = 30) -> None:
@@ -53,33 +54,55 @@ def _wait_for(path: Path, timeout: float = 30) -> None:
 @pytest.mark.slow
 def test_carried_events_keep_their_order_after_a_kill_9(connection_string, hub_name, tmp_path):
     MARKS[:] = [tmp_path]
-    port = free_ports(1)[0]
-    address = f"127.0.0.1:{port}"
-    log = tmp_path / "sidecar.log"
-    server = _start_server(hub_name, port, connection_string, log)
-    client = TaskHubGrpcClient(host_address=address)
-    worker = TaskHubGrpcWorker(host_address=address)
-    worker.add_orchestrator(PausingEventsInOrder)
-    try:
-        iid = client.schedule_new_orchestration(PausingEventsInOrder)
+    with _killable_sidecar(connection_string, hub_name, tmp_path, PausingEventsInOrder) as hub:
+        iid = hub.client.schedule_new_orchestration(PausingEventsInOrder)
         for value in (1, 2):  # both in the first episode: 1 is taken, 2 carried over
-            client.raise_orchestration_event(iid, "next", data=value)
-        worker.start()
+            hub.client.raise_orchestration_event(iid, "next", data=value)
+        hub.worker.start()
         _wait_for(tmp_path / "execution-1")
         for value in (3, 4, 5):  # raised while the first episode runs
-            client.raise_orchestration_event(iid, "next", data=value)
+            hub.client.raise_orchestration_event(iid, "next", data=value)
         _wait_for(tmp_path / "execution-2")  # the next execution has its events in flight
-        os.kill(server.pid, signal.SIGKILL)
-        server.wait(10)
-        server = _start_server(hub_name, port, connection_string, log)  # replays the journal
-        state = client.wait_for_orchestration_completion(iid, timeout=90)
-        assert state.runtime_status == OrchestrationStatus.COMPLETED, log.read_text()[-3000:]
+        hub.kill_and_restart()  # replays the journal
+        state = hub.client.wait_for_orchestration_completion(iid, timeout=90)
+        assert state.runtime_status == OrchestrationStatus.COMPLETED, hub.log_tail()
         assert state.serialized_output == "[1, 2, 3, 4, 5]"
+
+
+class _Sidecar:
+    """A ``serve`` subprocess on a fixed port, a worker and a client connected to it."""
+
+    def __init__(self, connection: str, hub: str, folder: Path, *orchestrators: Any) -> None:
+        self.connection, self.hub, self.port = connection, hub, free_ports(1)[0]
+        self.log = folder / "sidecar.log"
+        self.server = _start_server(hub, self.port, connection, self.log)
+        address = f"127.0.0.1:{self.port}"
+        self.client = TaskHubGrpcClient(host_address=address)
+        self.worker = TaskHubGrpcWorker(host_address=address)
+        for orchestrator in orchestrators:
+            self.worker.add_orchestrator(orchestrator)
+
+    def kill_and_restart(self) -> None:
+        os.kill(self.server.pid, signal.SIGKILL)
+        self.server.wait(10)
+        self.server = _start_server(self.hub, self.port, self.connection, self.log)
+
+    def log_tail(self) -> str:
+        return self.log.read_text()[-3000:]
+
+
+@contextlib.contextmanager
+def _killable_sidecar(
+    connection: str, hub: str, folder: Path, *orchestrators: Any
+) -> Iterator[_Sidecar]:
+    sidecar = _Sidecar(connection, hub, folder, *orchestrators)
+    try:
+        yield sidecar
     finally:
-        client.close()
-        worker.stop()
-        server.terminate()
-        server.wait(10)
+        sidecar.client.close()
+        sidecar.worker.stop()
+        sidecar.server.terminate()
+        sidecar.server.wait(10)
 
 
 def WaitingChild(ctx: task.OrchestrationContext, _: Any):
@@ -95,33 +118,19 @@ def ParentOfWaitingChild(ctx: task.OrchestrationContext, _: Any):
 def test_a_child_loaded_after_a_kill_9_still_reports_to_its_parent(
     connection_string, hub_name, tmp_path
 ):
-    port = free_ports(1)[0]
-    address = f"127.0.0.1:{port}"
-    log = tmp_path / "sidecar.log"
-    server = _start_server(hub_name, port, connection_string, log)
-    client = TaskHubGrpcClient(host_address=address)
-    worker = TaskHubGrpcWorker(host_address=address)
-    worker.add_orchestrator(ParentOfWaitingChild)
-    worker.add_orchestrator(WaitingChild)
-    try:
-        worker.start()
-        iid = client.schedule_new_orchestration(ParentOfWaitingChild)
+    orchestrators = (ParentOfWaitingChild, WaitingChild)
+    with _killable_sidecar(connection_string, hub_name, tmp_path, *orchestrators) as hub:
+        hub.worker.start()
+        iid = hub.client.schedule_new_orchestration(ParentOfWaitingChild)
         child_id = f"{iid}:child"
         deadline = time.monotonic() + 30
-        while (state := client.get_orchestration_state(child_id)) is None or (
+        while (state := hub.client.get_orchestration_state(child_id)) is None or (
             state.runtime_status != OrchestrationStatus.RUNNING
         ):
             assert time.monotonic() < deadline, state
             time.sleep(0.05)
-        os.kill(server.pid, signal.SIGKILL)
-        server.wait(10)
-        server = _start_server(hub_name, port, connection_string, log)  # child: from its rows
-        client.raise_orchestration_event(child_id, "go", data="hi")
-        state = client.wait_for_orchestration_completion(iid, timeout=90)
-        assert state.runtime_status == OrchestrationStatus.COMPLETED, log.read_text()[-3000:]
+        hub.kill_and_restart()  # the child comes back from its rows
+        hub.client.raise_orchestration_event(child_id, "go", data="hi")
+        state = hub.client.wait_for_orchestration_completion(iid, timeout=90)
+        assert state.runtime_status == OrchestrationStatus.COMPLETED, hub.log_tail()
         assert state.serialized_output == '{"child said": "hi"}'
-    finally:
-        client.close()
-        worker.stop()
-        server.terminate()
-        server.wait(10)
