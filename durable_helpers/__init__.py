@@ -20,22 +20,28 @@ _EXPORTS = {
     "TaskHub": "taskhub",
     "HubNotFoundError": "taskhub",
     "InstanceNotFoundError": "taskhub",
+    "EntityNotFoundError": "entity_frames",
     "GrpcTaskHub": "grpc_taskhub",
     "Snapshot": "snapshot",
     "load_snapshot": "snapshot",
+    "explore": "explorer",
 }
 
 __all__ = [
+    "EntityNotFoundError",
     "GrpcTaskHub",
     "HubNotFoundError",
     "InstanceNotFoundError",
     "Snapshot",
     "TaskHub",
     "__version__",
+    "explore",
     "load_snapshot",
 ]
 
 if TYPE_CHECKING:
+    from .entity_frames import EntityNotFoundError
+    from .explorer import explore
     from .grpc_taskhub import GrpcTaskHub
     from .snapshot import Snapshot, load_snapshot
     from .taskhub import HubNotFoundError, InstanceNotFoundError, TaskHub

@@ -23,6 +23,9 @@ from matplotlib.patches import Patch
 from .analysis import calls as _calls
 from .analysis import latency as _latency
 from .analysis import status_over_time
+from .mermaid import MermaidDiagram
+from .mermaid import gantt as _gantt
+from .mermaid import sequence as _sequence
 
 #: Colours by call outcome and by runtime status.
 OUTCOME_COLORS = {
@@ -280,4 +283,27 @@ def latency_chart(
     return ax
 
 
-__all__ = ["latency_chart", "status_chart", "timeline"]
+def sequence(history: pd.DataFrame, **options: Any) -> MermaidDiagram:
+    """A Mermaid sequence diagram of one orchestration (shows itself in JupyterLab >= 4.1).
+
+    The orchestration, its activities, sub-orchestrations, timers, external events and entities
+    as participants, messages in history order with durations and failures; names and payloads
+    escaped; large histories summarised. Options and the rules: `durable_helpers.mermaid`.
+
+    Example:
+        >>> d = sequence(hub.history("abc"))                            # doctest: +SKIP
+        >>> d.save("abc.md"); d.text                                    # doctest: +SKIP
+    """
+    return _sequence(history, **options)
+
+
+def gantt(history: pd.DataFrame, **options: Any) -> MermaidDiagram:
+    """A Mermaid Gantt chart of one orchestration: the Mermaid alternative to `timeline`.
+
+    Example:
+        >>> gantt(hub.history("abc")).save("abc.mmd")                   # doctest: +SKIP
+    """
+    return _gantt(history, **options)
+
+
+__all__ = ["gantt", "latency_chart", "sequence", "status_chart", "timeline"]

@@ -14,6 +14,9 @@ are the caller's: ``event.eventId`` and ``event.timestamp`` are not part of the 
 count as null, and so does ``"null"`` outside the payload columns, where it is the JSON value
 null) back into a ``HistoryEvent``, including ``EventId`` and ``_Timestamp``. It does not
 follow ``<Prop>BlobName`` columns: resolve large payloads first.
+``frame_row_to_event`` does the same for a row of a *History frame* (docs/frames.md: the readers'
+column names, pandas nulls, payloads already fetched from their blobs); it renames the frame's
+columns back to the table's and calls ``columns_to_event``.
 
 Event types without a DTFx row type (entity events) are stored as ``GenericEvent`` with the
 protobuf JSON in ``Data`` and the oneof name in ``DurableTaskEventType`` so they round-trip.
@@ -33,7 +36,7 @@ Example:
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -47,6 +50,9 @@ __all__ = [
     "event_to_columns",
     "failure_from_json",
     "failure_to_json",
+    "frame_event_columns",
+    "frame_row_to_event",
+    "frame_table_rows",
 ]
 
 UTC = timezone.utc  # noqa: UP017
@@ -156,6 +162,10 @@ def _ts_to_dt(ts: timestamp_pb2.Timestamp) -> datetime:
 
 
 def _dt_to_ts(value: datetime) -> timestamp_pb2.Timestamp:
+    nanoseconds = getattr(value, "value", None)  # a pandas Timestamp: ns since the epoch (UTC)
+    if isinstance(nanoseconds, int) and value.tzinfo is not None:
+        seconds, nanos = divmod(nanoseconds, 1_000_000_000)
+        return timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos)
     ts = timestamp_pb2.Timestamp()
     ts.FromDatetime(value.astimezone(UTC).replace(tzinfo=None))
     return ts
@@ -428,9 +438,15 @@ def columns_to_event(entity: Mapping[str, Any]) -> pb.HistoryEvent:
     return event
 
 
+#: Event types whose rows carry no type-specific columns.
+_NO_COLUMNS = frozenset({"orchestratorStarted", "orchestratorCompleted"})
+
+
 def _decode_into(event: pb.HistoryEvent, kind: str, c: Mapping[str, Any]) -> None:
     e = getattr(event, kind)
     e.SetInParent()
+    if kind in _NO_COLUMNS:
+        return
     if kind == "executionStarted":
         e.name = _str(c, "Name") or ""
         version = _str(c, "Version")
@@ -540,3 +556,117 @@ def _decode_into(event: pb.HistoryEvent, kind: str, c: Mapping[str, Any]) -> Non
         tc = _trace_from_json(_json_col(c, "ParentTraceContext"))
         if tc is not None:
             e.parentTraceContext.CopyFrom(tc)
+
+
+# ------------------------------------------------------------------------------------------
+# History frame rows (docs/frames.md) -> events
+# ------------------------------------------------------------------------------------------
+
+#: Frame column -> the table column ``columns_to_event`` reads it from.
+_FRAME_TO_TABLE = {
+    "InputRaw": "Input",
+    "ResultRaw": "Result",
+    "TargetInstanceId": "InstanceId",
+    "Timestamp": "_Timestamp",
+}
+#: Frame columns that are derived (decoded payloads, keys, matches), not stored event data.
+_FRAME_DERIVED = frozenset(
+    {
+        "InstanceId",
+        "Input",
+        "Result",
+        "Sequence",
+        "RowKey",
+        "TableTimestamp",
+        "IsPlayed",
+        "FailureType",
+        "FailureMessage",
+        "FailureStackTrace",
+        "ScheduledTime",
+        "Duration",
+        "PartitionKey",
+    }
+)
+
+
+#: pandas' null scalars, by type name (the sidecar imports this module and stays pandas-free).
+_PANDAS_NULLS = frozenset({"NAType", "NaTType"})
+
+
+def _frame_null(value: Any) -> bool:
+    if value is None or type(value).__name__ in _PANDAS_NULLS:
+        return True
+    return isinstance(value, float) and value != value
+
+
+def frame_event_columns(columns: Iterable[str]) -> list[str]:
+    """The columns of a History frame that carry event data (not derived from other columns).
+
+    Example:
+        >>> frame_event_columns(["InstanceId", "Sequence", "EventType", "InputRaw", "Input"])
+        ['EventType', 'InputRaw']
+    """
+    return [c for c in columns if c not in _FRAME_DERIVED]
+
+
+def frame_table_rows(frame: Any) -> list[dict[str, Any]]:
+    """Every row of a History frame (a pandas DataFrame) as ``frame_row_table_columns`` gives
+    it, column by column (fast for large frames: only non-null cells are visited).
+
+    Example:
+        >>> import pandas as pd
+        >>> frame_table_rows(pd.DataFrame({"EventType": ["TaskCompleted"], "TimerId": [pd.NA],
+        ...     "ResultRaw": ['"hi"'], "Sequence": [3]}))
+        [{'EventType': 'TaskCompleted', 'Result': '"hi"'}]
+    """
+    import numpy as np
+
+    rows: list[dict[str, Any]] = [{} for _ in range(len(frame))]
+    for column in frame_event_columns(frame.columns):
+        series = frame[column]
+        present = np.flatnonzero(series.notna().to_numpy()).tolist()
+        if not present:
+            continue
+        values = series.to_numpy(dtype=object)
+        name = _FRAME_TO_TABLE.get(column, column)
+        for i in present:
+            value = values[i]
+            if name == "State" and isinstance(value, (dict, list)):
+                value = _compact(value)
+            rows[i][name] = value
+    return rows
+
+
+def frame_row_table_columns(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A History frame row (docs/frames.md) as the table columns ``columns_to_event`` reads.
+
+    The raw payload text (``InputRaw``, ``ResultRaw``) becomes ``Input``/``Result``,
+    ``TargetInstanceId`` the table's ``InstanceId``, ``Timestamp`` (the event's own time)
+    ``_Timestamp``; derived columns (decoded payloads, Sequence, matches, failure parts) are
+    dropped, pandas nulls (``NA``, ``NaT``, NaN) are left out, extras keep their table names.
+
+    Example:
+        >>> frame_row_table_columns({"EventType": "TaskCompleted", "TaskScheduledId": 1,
+        ...     "Result": "Hello Tokyo!", "ResultRaw": '"Hello Tokyo!"', "TimerId": None})
+        {'EventType': 'TaskCompleted', 'TaskScheduledId': 1, 'Result': '"Hello Tokyo!"'}
+    """
+    out: dict[str, Any] = {}
+    for name, value in row.items():
+        if name in _FRAME_DERIVED or _frame_null(value):
+            continue
+        if name == "State" and isinstance(value, (dict, list)):
+            value = _compact(value)
+        out[_FRAME_TO_TABLE.get(name, name)] = value
+    return out
+
+
+def frame_row_to_event(row: Mapping[str, Any]) -> pb.HistoryEvent:
+    """Rebuild a protocol HistoryEvent from one row of a History frame (docs/frames.md).
+
+    Example:
+        >>> ev = frame_row_to_event({"EventType": "TaskScheduled", "EventId": 1, "Name": "Hello",
+        ...     "Input": "Tokyo", "InputRaw": '"Tokyo"', "TimerId": float("nan")})
+        >>> ev.eventId, ev.taskScheduled.name, ev.taskScheduled.input.value
+        (1, 'Hello', '"Tokyo"')
+    """
+    return columns_to_event(frame_row_table_columns(row))

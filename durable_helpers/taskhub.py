@@ -25,7 +25,7 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
-from durable_helpers import frames, schema
+from durable_helpers import entity_frames, frames, schema
 from durable_helpers.instance_filters import InstanceFilter, as_list, check_instance_id
 from durable_helpers.instance_filters import instance_ids as distinct_ids
 from durable_helpers.storage import (
@@ -192,7 +192,8 @@ class TaskHub:
         ``status`` and ``name`` take one value or several; ``created_from`` (inclusive) and
         ``created_to`` (inclusive) take datetimes or ISO strings (naive = UTC);
         ``instance_id_prefix`` is a PartitionKey range; ``limit`` stops after that many rows.
-        Durable entities (ids starting with ``@``) are left out unless ``include_entities``.
+        Durable entities (ids starting with ``@``) are left out unless ``include_entities``;
+        :meth:`entities` gives them as entities (state decoded, lock holder, backlog).
         Every value is escaped into the OData filter; continuation pages are followed.
 
         Example:
@@ -221,7 +222,7 @@ class TaskHub:
             low, high = (schema.odata_string(b) for b in bounds)
             conditions.append(f"PartitionKey ge {low} and PartitionKey lt {high}")
         if not include_entities:
-            conditions.append("PartitionKey lt '@' or PartitionKey ge 'A'")
+            conditions.append(schema.NOT_ENTITIES_FILTER)
         query_filter = " and ".join(f"({c})" for c in conditions)
         page = min(wanted.limit, 1000) if wanted.limit else None
         entities: Iterator[Any] = iter(self._query(self._instances, query_filter, page_size=page))
@@ -263,6 +264,62 @@ class TaskHub:
             "Check the id (case matters), the hub name, and whether it was purged; "
             "TaskHub.instances(instance_id_prefix=...) lists similar ids."
         )
+
+    # ---------------------------------------------------------------------------- entities
+
+    def entities(
+        self,
+        name: str | None = None,
+        key_prefix: str | None = None,
+        modified_from: Any = None,
+        modified_to: Any = None,
+        include_state: bool = True,
+        limit: int | None = None,
+    ) -> pd.DataFrame:
+        """Durable entities as a frame (docs/frames.md), one row per entity, filtered on the server.
+
+        ``name`` (case-insensitive, as entity ids are) and ``key_prefix`` become a PartitionKey
+        range, ``modified_from``/``modified_to`` (inclusive; datetimes or ISO strings, naive =
+        UTC) a CreatedTime range: the provider's own entity query. Entities without state
+        (deleted, or only locked) are rows too, with Exists False. ``include_state=False`` reads
+        only the status (no Input, no blobs): State, Queue and Suspended are then null.
+
+        Example:
+            >>> hub.entities(name="counter")[["Key", "State", "LockedBy"]]  # doctest: +SKIP
+        """
+        wanted = entity_frames.EntityFilter.of(
+            name, key_prefix, modified_from, modified_to, include_state, limit
+        )
+        if wanted.limit == 0:
+            return entity_frames.entities_frame([])
+        select = None if include_state else entity_frames.STATELESS_SELECT
+        page = min(wanted.limit, 1000) if wanted.limit else None
+
+        def run() -> list[Any]:
+            pages = self._instances.query_entities(
+                wanted.odata(), select=select, results_per_page=page
+            )
+            found = (e for e in pages if wanted.matches(schema.instance_id_of(e)))
+            return list(islice(found, wanted.limit))
+
+        container = self.names.largemessages_container
+        rows = [self._inline(e, container) if include_state else e for e in self._call(run)]
+        return entity_frames.entities_frame(rows)
+
+    def entity(self, entity_id: str) -> pd.Series:
+        """One entity's row of :meth:`entities` (EntityNotFoundError, a KeyError, if unknown).
+
+        Example:
+            >>> hub.entity("@counter@c1")["State"]  # doctest: +SKIP
+            5
+        """
+        entity = self._instance_entity(entity_frames.check_entity_id(entity_id))
+        if entity is None:
+            raise entity_frames.unknown_entity(
+                entity_id, f"task hub {self.hub!r} (no row in {self.names.instances_table})"
+            )
+        container = self.names.largemessages_container
+        return entity_frames.entities_frame([self._inline(entity, container)]).iloc[0]
 
     # ---------------------------------------------------------------------------- history
 

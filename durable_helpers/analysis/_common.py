@@ -186,3 +186,10 @@ def execution_codes(frame: pd.DataFrame, rows: np.ndarray | None = None) -> np.n
     """One dense int64 code per (InstanceId, ExecutionId) of ``frame`` (at ``rows``)."""
     rows = np.arange(len(frame)) if rows is None else rows
     return combine(factorize(frame, "InstanceId", rows), factorize(frame, "ExecutionId", rows))
+
+
+def short_delta(delta: pd.Timedelta) -> str:
+    """A timedelta rounded to seconds, for messages (``?`` when unknown)."""
+    if pd.isna(delta):
+        return "?"
+    return str(pd.Timedelta(delta).round("s"))

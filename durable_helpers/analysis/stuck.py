@@ -1,11 +1,12 @@
-"""`stuck`: instances that stopped making progress, or whose tables disagree."""
+"""`stuck`: instances that stopped making progress, or whose tables disagree; stuck entities."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from ._common import HISTORY_DTYPES, INSTANCE_DTYPES, TERMINAL_STATUSES, conform
+from ._common import HISTORY_DTYPES, INSTANCE_DTYPES, TERMINAL_STATUSES, conform, short_delta
+from .stuck_entities import ENTITY_COLUMNS, ENTITY_REASONS, stuck_entities
 
 STUCK_COLUMNS = [
     "InstanceId",
@@ -18,11 +19,18 @@ STUCK_COLUMNS = [
     "LastEventTime",
     "LastEventType",
     "Idle",
+    *ENTITY_COLUMNS,
 ]
 
 #: Reasons, in the order they are reported.
 REASONS = pd.CategoricalDtype(
-    ["no-progress", "never-started", "running-but-completed", "finished-without-completion"]
+    [
+        "no-progress",
+        "never-started",
+        "running-but-completed",
+        "finished-without-completion",
+        *ENTITY_REASONS,
+    ]
 )
 
 
@@ -30,6 +38,7 @@ def stuck(
     instances: pd.DataFrame,
     histories: pd.DataFrame | None = None,
     *,
+    entities: pd.DataFrame | None = None,
     older_than: pd.Timedelta | str = "1h",
     now: pd.Timestamp | str | None = None,
 ) -> pd.DataFrame:
@@ -54,8 +63,14 @@ def stuck(
     did not load is not a disagreement). Read Instances and History close together: a checkpoint
     writes History first, so a live instance can look ``running-but-completed`` for milliseconds.
 
+    With ``entities`` (``TaskHub.entities()``), entity rows follow (see ``stuck_entities``):
+    ``orphaned-lock`` (locked by an orchestration that is not Running/Suspended in
+    ``instances``, or missing from it; pass all instances) and ``entity-backlog`` (requests
+    waiting and no batch for longer than ``older_than``).
+
     Output columns: InstanceId, Name, RuntimeStatus, Reason (category), Detail, CreatedTime,
-    LastUpdatedTime, LastEventTime, LastEventType, Idle (now - last progress).
+    LastUpdatedTime, LastEventTime, LastEventType, Idle (now - last progress), and for entity
+    rows LockedBy, OwnerStatus, BacklogQueueSize.
 
     Example:
         >>> stuck(hub.instances(), older_than="30min")                   # doctest: +SKIP
@@ -130,7 +145,7 @@ def stuck(
             continue
         sel["Reason"] = reason
         sel["Detail"] = [
-            template.format(idle=_short(i), age=_short(now_ts - c), status=s)
+            template.format(idle=short_delta(i), age=short_delta(now_ts - c), status=s)
             for i, c, s in zip(sel["Idle"], sel["CreatedTime"], sel["RuntimeStatus"], strict=True)
         ]
         parts.append(sel)
@@ -147,7 +162,16 @@ def stuck(
     )
     if "LastEventTime" not in out:
         out["LastEventTime"] = pd.Series(pd.NaT, index=out.index, dtype="datetime64[ns, UTC]")
-    return out[STUCK_COLUMNS].reset_index(drop=True)
+    for column, dtype in ENTITY_COLUMNS.items():
+        out[column] = pd.Series(pd.array([None] * len(out), dtype=dtype), index=out.index)
+    out = out[STUCK_COLUMNS].reset_index(drop=True)
+    if entities is None:
+        return out
+    found = stuck_entities(entities, instances, older_than=threshold, now=now_ts)
+    if found.empty:
+        return out
+    found = found.reindex(columns=STUCK_COLUMNS)
+    return pd.concat([out, found], ignore_index=True).astype(out.dtypes.to_dict())
 
 
 def _last_events(inst: pd.DataFrame, histories: pd.DataFrame | None) -> pd.DataFrame:
@@ -191,10 +215,3 @@ def _last_events(inst: pd.DataFrame, histories: pd.DataFrame | None) -> pd.DataF
     out["LastEventType"] = g["EventType"].last().astype("string")
     out["HasRows"] = True
     return out.reset_index()[cols]
-
-
-def _short(delta: pd.Timedelta) -> str:
-    """A timedelta rounded to seconds, for messages."""
-    if pd.isna(delta):
-        return "?"
-    return str(pd.Timedelta(delta).round("s"))

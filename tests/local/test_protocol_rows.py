@@ -6,12 +6,18 @@ import json
 from datetime import datetime, timezone
 
 import durabletask.internal.orchestrator_service_pb2 as pb
+import pandas as pd
 import pytest
 from google.protobuf import timestamp_pb2, wrappers_pb2
 
-from durable_helpers import schema
+from durable_helpers import frames, schema
 from durable_helpers.local.sidecar.rest import entity_from_wire, entity_to_wire
-from durable_helpers.protocol_rows import columns_to_event, event_to_columns
+from durable_helpers.protocol_rows import (
+    columns_to_event,
+    event_to_columns,
+    frame_row_table_columns,
+    frame_row_to_event,
+)
 
 UTC = timezone.utc  # noqa: UP017
 T = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
@@ -111,17 +117,42 @@ EVENTS = [
 ]
 
 
-@pytest.mark.parametrize("event", EVENTS, ids=lambda e: e.WhichOneof("eventType"))
-def test_round_trip_through_a_table_row(event):
+def _stored(event: pb.HistoryEvent) -> tuple[pb.HistoryEvent, dict]:
+    """A timestamped copy of ``event`` and its table row after the table service's wire format."""
     event = pb.HistoryEvent.FromString(event.SerializeToString())
     event.timestamp.CopyFrom(_ts())
     event_type, cols = event_to_columns(event)
     entity = schema.history_entity(
         "i/1", "e1", 3, event_type, event_id=event.eventId, is_played=True, timestamp=T, **cols
     )
-    # through the wire format the table service sees, and back
-    back = columns_to_event(entity_from_wire(entity_to_wire(entity)))
-    assert back == event
+    return event, entity_from_wire(entity_to_wire(entity))
+
+
+@pytest.mark.parametrize("event", EVENTS, ids=lambda e: e.WhichOneof("eventType"))
+def test_round_trip_through_a_table_row(event):
+    event, row = _stored(event)
+    assert columns_to_event(row) == event
+
+
+@pytest.mark.parametrize("event", EVENTS, ids=lambda e: e.WhichOneof("eventType"))
+def test_round_trip_through_a_history_frame(event):
+    """event -> table row -> the readers' History frame (docs/frames.md) -> event."""
+    event, row = _stored(event)
+    frame = frames.history_frame([row])
+    (row,) = frame.to_dict("records")
+    assert frame_row_to_event(row) == event
+
+
+def test_frame_rows_drop_derived_columns_and_pandas_nulls():
+    row = {"EventType": "TaskScheduled", "EventId": 1, "Name": "Hello", "Input": "Tokyo",
+           "InputRaw": '"Tokyo"', "TimerId": pd.NA, "FireAt": pd.NaT, "Sequence": 4,
+           "TargetInstanceId": None, "FailureType": "x"}  # fmt: skip
+    assert frame_row_table_columns(row) == {
+        "EventType": "TaskScheduled",
+        "EventId": 1,
+        "Name": "Hello",
+        "Input": '"Tokyo"',
+    }
 
 
 def test_columns_use_the_dtfx_names_and_shapes():

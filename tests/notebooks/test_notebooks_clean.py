@@ -18,6 +18,7 @@ EXPECTED = [
     "04_investigation",
     "05_management",
     "06_your_task_hub",
+    "08_safe_deployments",
 ]
 COMMITTED = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
 
