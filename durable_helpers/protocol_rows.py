@@ -13,10 +13,8 @@ are the caller's: ``event.eventId`` and ``event.timestamp`` are not part of the 
 ``columns_to_event`` is the inverse: it reads a History row (a mapping; absent columns and ``""``
 count as null, and so does ``"null"`` outside the payload columns, where it is the JSON value
 null) back into a ``HistoryEvent``, including ``EventId`` and ``_Timestamp``. It does not
-follow ``<Prop>BlobName`` columns: resolve large payloads first.
-``frame_row_to_event`` does the same for a row of a *History frame* (docs/frames.md: the readers'
-column names, pandas nulls, payloads already fetched from their blobs); it renames the frame's
-columns back to the table's and calls ``columns_to_event``.
+follow ``<Prop>BlobName`` columns: resolve large payloads first. For rows of a *History frame*
+(the readers' column names) see :mod:`durable_helpers.protocol_frames`.
 
 Event types without a DTFx row type (entity events) are stored as ``GenericEvent`` with the
 protobuf JSON in ``Data`` and the oneof name in ``DurableTaskEventType`` so they round-trip.
@@ -36,7 +34,7 @@ Example:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -47,12 +45,10 @@ __all__ = [
     "STATUS_FROM_NAME",
     "STATUS_NAMES",
     "columns_to_event",
+    "compact_json",
     "event_to_columns",
     "failure_from_json",
     "failure_to_json",
-    "frame_event_columns",
-    "frame_row_to_event",
-    "frame_table_rows",
 ]
 
 UTC = timezone.utc  # noqa: UP017
@@ -171,7 +167,13 @@ def _dt_to_ts(value: datetime) -> timestamp_pb2.Timestamp:
     return ts
 
 
-def _compact(value: Any) -> str:
+def compact_json(value: Any) -> str:
+    """JSON text without spaces, non-ASCII kept (as DTFx writes JSON columns).
+
+    Example:
+        >>> compact_json({"a": [1, "é"]})
+        '{"a":[1,"é"]}'
+    """
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -268,7 +270,7 @@ def _failure_cols(cols: dict[str, Any], fd: pb.TaskFailureDetails | None) -> Non
     cols["Reason"] = fd.errorMessage
     if fd.HasField("stackTrace"):
         cols["Details"] = fd.stackTrace.value
-    cols["FailureDetails"] = _compact(failure_to_json(fd))
+    cols["FailureDetails"] = compact_json(failure_to_json(fd))
 
 
 # ------------------------------------------------------------------------------------------
@@ -282,9 +284,9 @@ def _scheduled_cols(cols: dict[str, Any], e: Any) -> None:
     cols["Name"] = e.name
     cols["Version"] = _sv(e, "version") or ""
     _put(cols, "Input", _sv(e, "input"))
-    _put(cols, "Tags", _compact(dict(e.tags)) if e.tags else None)
+    _put(cols, "Tags", compact_json(dict(e.tags)) if e.tags else None)
     if e.HasField("parentTraceContext"):
-        cols["ParentTraceContext"] = _compact(_trace_to_json(e.parentTraceContext))
+        cols["ParentTraceContext"] = compact_json(_trace_to_json(e.parentTraceContext))
 
 
 def event_to_columns(event: pb.HistoryEvent) -> tuple[str, dict[str, Any]]:
@@ -315,13 +317,13 @@ def event_to_columns(event: pb.HistoryEvent) -> tuple[str, dict[str, Any]]:
         _put(
             cols,
             "OrchestrationInstance",
-            _compact(_instance_json(e.orchestrationInstance))
+            compact_json(_instance_json(e.orchestrationInstance))
             if e.HasField("orchestrationInstance")
             else None,
         )
         if e.HasField("parentInstance"):
             p = e.parentInstance
-            cols["ParentInstance"] = _compact(
+            cols["ParentInstance"] = compact_json(
                 {
                     "Name": _sv(p, "name"),
                     "OrchestrationInstance": _instance_json(p.orchestrationInstance),
@@ -340,7 +342,7 @@ def event_to_columns(event: pb.HistoryEvent) -> tuple[str, dict[str, Any]]:
         cols["OrchestrationStatus"] = STATUS_NAMES.get(e.orchestrationStatus, "Running")
         _put(cols, "Result", _sv(e, "result"))
         if e.HasField("failureDetails"):
-            cols["FailureDetails"] = _compact(failure_to_json(e.failureDetails))
+            cols["FailureDetails"] = compact_json(failure_to_json(e.failureDetails))
     elif kind == "executionTerminated":
         _put(cols, "Input", _sv(e, "input"))
         if e.recurse:
@@ -387,7 +389,7 @@ def event_to_columns(event: pb.HistoryEvent) -> tuple[str, dict[str, Any]]:
         _put(
             cols,
             "ParentTraceContext",
-            _compact(_trace_to_json(e.parentTraceContext))
+            compact_json(_trace_to_json(e.parentTraceContext))
             if e.HasField("parentTraceContext")
             else None,
         )
@@ -556,117 +558,3 @@ def _decode_into(event: pb.HistoryEvent, kind: str, c: Mapping[str, Any]) -> Non
         tc = _trace_from_json(_json_col(c, "ParentTraceContext"))
         if tc is not None:
             e.parentTraceContext.CopyFrom(tc)
-
-
-# ------------------------------------------------------------------------------------------
-# History frame rows (docs/frames.md) -> events
-# ------------------------------------------------------------------------------------------
-
-#: Frame column -> the table column ``columns_to_event`` reads it from.
-_FRAME_TO_TABLE = {
-    "InputRaw": "Input",
-    "ResultRaw": "Result",
-    "TargetInstanceId": "InstanceId",
-    "Timestamp": "_Timestamp",
-}
-#: Frame columns that are derived (decoded payloads, keys, matches), not stored event data.
-_FRAME_DERIVED = frozenset(
-    {
-        "InstanceId",
-        "Input",
-        "Result",
-        "Sequence",
-        "RowKey",
-        "TableTimestamp",
-        "IsPlayed",
-        "FailureType",
-        "FailureMessage",
-        "FailureStackTrace",
-        "ScheduledTime",
-        "Duration",
-        "PartitionKey",
-    }
-)
-
-
-#: pandas' null scalars, by type name (the sidecar imports this module and stays pandas-free).
-_PANDAS_NULLS = frozenset({"NAType", "NaTType"})
-
-
-def _frame_null(value: Any) -> bool:
-    if value is None or type(value).__name__ in _PANDAS_NULLS:
-        return True
-    return isinstance(value, float) and value != value
-
-
-def frame_event_columns(columns: Iterable[str]) -> list[str]:
-    """The columns of a History frame that carry event data (not derived from other columns).
-
-    Example:
-        >>> frame_event_columns(["InstanceId", "Sequence", "EventType", "InputRaw", "Input"])
-        ['EventType', 'InputRaw']
-    """
-    return [c for c in columns if c not in _FRAME_DERIVED]
-
-
-def frame_table_rows(frame: Any) -> list[dict[str, Any]]:
-    """Every row of a History frame (a pandas DataFrame) as ``frame_row_table_columns`` gives
-    it, column by column (fast for large frames: only non-null cells are visited).
-
-    Example:
-        >>> import pandas as pd
-        >>> frame_table_rows(pd.DataFrame({"EventType": ["TaskCompleted"], "TimerId": [pd.NA],
-        ...     "ResultRaw": ['"hi"'], "Sequence": [3]}))
-        [{'EventType': 'TaskCompleted', 'Result': '"hi"'}]
-    """
-    import numpy as np
-
-    rows: list[dict[str, Any]] = [{} for _ in range(len(frame))]
-    for column in frame_event_columns(frame.columns):
-        series = frame[column]
-        present = np.flatnonzero(series.notna().to_numpy()).tolist()
-        if not present:
-            continue
-        values = series.to_numpy(dtype=object)
-        name = _FRAME_TO_TABLE.get(column, column)
-        for i in present:
-            value = values[i]
-            if name == "State" and isinstance(value, (dict, list)):
-                value = _compact(value)
-            rows[i][name] = value
-    return rows
-
-
-def frame_row_table_columns(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A History frame row (docs/frames.md) as the table columns ``columns_to_event`` reads.
-
-    The raw payload text (``InputRaw``, ``ResultRaw``) becomes ``Input``/``Result``,
-    ``TargetInstanceId`` the table's ``InstanceId``, ``Timestamp`` (the event's own time)
-    ``_Timestamp``; derived columns (decoded payloads, Sequence, matches, failure parts) are
-    dropped, pandas nulls (``NA``, ``NaT``, NaN) are left out, extras keep their table names.
-
-    Example:
-        >>> frame_row_table_columns({"EventType": "TaskCompleted", "TaskScheduledId": 1,
-        ...     "Result": "Hello Tokyo!", "ResultRaw": '"Hello Tokyo!"', "TimerId": None})
-        {'EventType': 'TaskCompleted', 'TaskScheduledId': 1, 'Result': '"Hello Tokyo!"'}
-    """
-    out: dict[str, Any] = {}
-    for name, value in row.items():
-        if name in _FRAME_DERIVED or _frame_null(value):
-            continue
-        if name == "State" and isinstance(value, (dict, list)):
-            value = _compact(value)
-        out[_FRAME_TO_TABLE.get(name, name)] = value
-    return out
-
-
-def frame_row_to_event(row: Mapping[str, Any]) -> pb.HistoryEvent:
-    """Rebuild a protocol HistoryEvent from one row of a History frame (docs/frames.md).
-
-    Example:
-        >>> ev = frame_row_to_event({"EventType": "TaskScheduled", "EventId": 1, "Name": "Hello",
-        ...     "Input": "Tokyo", "InputRaw": '"Tokyo"', "TimerId": float("nan")})
-        >>> ev.eventId, ev.taskScheduled.name, ev.taskScheduled.input.value
-        (1, 'Hello', '"Tokyo"')
-    """
-    return columns_to_event(frame_row_table_columns(row))

@@ -41,6 +41,10 @@ survives a worker restart. A restart with the *same* instance id therefore conti
 Activities: ``Hello`` (city -> ``"Hello {city}!"``), ``Square`` (n -> n*n), ``FlakyActivity``,
 ``ChargeCard``, ``CheckStatus`` (n -> ``"check {n}"``).
 
+Entities (:mod:`durable_helpers.local.sample_entities`): ``Counter`` (``@counter@<key>``: add,
+reset, get, delete), ``BankAccount`` (``@bankaccount@<key>``: deposit, withdraw, balance) and
+the orchestration `Transfer`, which locks both accounts in a critical section to move money.
+
 Run it as a process: ``python -m durable_helpers.local worker --sidecar 127.0.0.1:4001``.
 
 Example:
@@ -69,6 +73,7 @@ from durabletask.grpc_options import GrpcChannelOptions
 from durabletask.worker import TaskHubGrpcWorker
 
 from durable_helpers.local.limits import MAX_GRPC_MESSAGE_BYTES
+from durable_helpers.local.sample_entities import ENTITIES, ENTITY_ORCHESTRATORS
 
 log = logging.getLogger(__name__)
 
@@ -410,6 +415,33 @@ _SAMPLES: list[dict[str, Any]] = [
         "description": "Raises ValueError on its first `failures` attempts per orchestration.",
     },
     {"name": "CheckStatus", "kind": "activity", "input": 1, "output": "check 1"},
+    {
+        "name": "Transfer",
+        "kind": "orchestration",
+        "input": {"from": "alice", "to": "bob", "amount": 30},
+        "output": {"transferred": True, "from_balance": 70, "to_balance": 30},
+        "status": "Completed",
+        "stateful": True,
+        "description": "Critical section: locks BankAccount 'from' and 'to', then moves "
+        "`amount` (output shown for balances 100 and 0); when 'from' holds less, nothing "
+        "moves and the output says transferred: false.",
+    },
+    {
+        "name": "Counter",
+        "kind": "entity",
+        "input": 5,
+        "output": 5,
+        "description": "Function entity @counter@<key>: 'add' (input, default 1), 'reset', "
+        "'get', 'delete'; shown: 'add' 5 on a new counter.",
+    },
+    {
+        "name": "BankAccount",
+        "kind": "entity",
+        "input": 100,
+        "output": 100,
+        "description": "Class entity @bankaccount@<key>: 'deposit', 'withdraw' (raises "
+        "ValueError 'Insufficient funds' rather than overdraw), 'balance'; shown: 'deposit' 100.",
+    },
 ]
 
 
@@ -430,8 +462,9 @@ def build_worker(
 ) -> TaskHubGrpcWorker:
     """A (not yet started) SDK worker connected to ``sidecar`` with every sample registered.
 
-    It asks only for the samples' own work items (work item filters), so orchestrations and
-    activities that other workers register (a notebook's, a test's) are left to them.
+    It asks only for the samples' own work items (work item filters), so orchestrations,
+    activities and entities that other workers register (a notebook's, a test's) are left to
+    them.
 
     Example:
         >>> worker = build_worker("127.0.0.1:4001")
@@ -444,10 +477,12 @@ def build_worker(
     # Large messages as the sidecar sends them, so the demo copes with multi-MB payloads.
     options = GrpcChannelOptions(max_receive_message_length=MAX_GRPC_MESSAGE_BYTES)
     worker = TaskHubGrpcWorker(host_address=sidecar, channel_options=options)
-    for orchestrator in ORCHESTRATORS:
+    for orchestrator in (*ORCHESTRATORS, *ENTITY_ORCHESTRATORS):
         worker.add_orchestrator(orchestrator)
     for activity in ACTIVITIES:
         worker.add_activity(activity)
+    for entity in ENTITIES:
+        worker.add_entity(entity)
     worker.use_work_item_filters()
     return worker
 

@@ -26,7 +26,8 @@ from typing import Any
 import durabletask.internal.orchestrator_service_pb2 as pb
 import pandas as pd
 
-from durable_helpers.protocol_rows import columns_to_event, frame_table_rows
+from durable_helpers.protocol_frames import frame_table_rows
+from durable_helpers.protocol_rows import columns_to_event
 
 #: Columns without which a frame cannot be a History frame.
 REQUIRED_COLUMNS = ("InstanceId", "EventType", "EventId")

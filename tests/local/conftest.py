@@ -15,6 +15,7 @@ from durabletask.worker import TaskHubGrpcWorker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from local_entities import register_entities
 from local_orchestrations import register
 
 from durable_helpers.local.sidecar import LocalTaskHub
@@ -41,9 +42,13 @@ def sidecar(connection_string: str, module_hub_name: str) -> Iterator[LocalTaskH
 
 @pytest.fixture(scope="module")
 def worker(sidecar: LocalTaskHub) -> Iterator[TaskHubGrpcWorker]:
-    """The real SDK worker with every test orchestration registered."""
-    w = register(
-        TaskHubGrpcWorker(host_address=sidecar.address, maximum_timer_interval=MAX_TIMER_INTERVAL)
+    """The real SDK worker with every test orchestration and entity registered."""
+    w = register_entities(
+        register(
+            TaskHubGrpcWorker(
+                host_address=sidecar.address, maximum_timer_interval=MAX_TIMER_INTERVAL
+            )
+        )
     )
     w.start()
     try:

@@ -12,12 +12,8 @@ from google.protobuf import timestamp_pb2, wrappers_pb2
 
 from durable_helpers import frames, schema
 from durable_helpers.local.sidecar.rest import entity_from_wire, entity_to_wire
-from durable_helpers.protocol_rows import (
-    columns_to_event,
-    event_to_columns,
-    frame_row_table_columns,
-    frame_row_to_event,
-)
+from durable_helpers.protocol_frames import frame_row_table_columns, frame_row_to_event
+from durable_helpers.protocol_rows import columns_to_event, event_to_columns
 
 UTC = timezone.utc  # noqa: UP017
 T = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)

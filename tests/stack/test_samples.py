@@ -7,7 +7,9 @@ from durabletask.client import OrchestrationStatus, TaskHubGrpcClient
 
 from durable_helpers.local.samples import describe_samples, next_attempt
 
-ORCHESTRATIONS = [s for s in describe_samples() if s["kind"] == "orchestration"]
+ORCHESTRATIONS = [
+    s for s in describe_samples() if s["kind"] == "orchestration" and not s.get("stateful")
+]
 # Faster timings than the documented defaults; outputs do not depend on them.
 FAST = {
     "ApprovalWorkflow": {"timeout_seconds": 60},
@@ -24,10 +26,12 @@ def client(stack):
 
 
 def test_the_table_documents_every_registered_function():
+    from durable_helpers.local.sample_entities import ENTITIES, ENTITY_ORCHESTRATORS
     from durable_helpers.local.samples import ACTIVITIES, ORCHESTRATORS
 
     names = {s["name"] for s in describe_samples()}
-    assert names == {f.__name__ for f in (*ORCHESTRATORS, *ACTIVITIES)}
+    functions = (*ORCHESTRATORS, *ACTIVITIES, *ENTITIES, *ENTITY_ORCHESTRATORS)
+    assert names == {f.__name__ for f in functions}
     import durable_helpers.local.samples as module
 
     for sample in ORCHESTRATIONS:
@@ -90,3 +94,87 @@ def test_attempt_counter_survives_a_new_process(tmp_path):
         check=True,
     )
     assert out.stdout.strip() == "2"
+
+
+def _wait_state(client, eid, expected, timeout: float = 30.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        meta = client.get_entity(eid)
+        value = None if meta is None else meta.get_typed_state()
+        if value == expected:
+            return
+        assert time.monotonic() < deadline, f"{eid} holds {value}, expected {expected}"
+        time.sleep(0.05)
+
+
+def _key(prefix: str) -> str:
+    import uuid
+
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def test_counter_entity_counts_signals_and_answers_calls(client):
+    from durabletask.entities import EntityInstanceId
+
+    eid = EntityInstanceId("Counter", _key("c"))
+    sample = next(s for s in describe_samples() if s["name"] == "Counter")
+    client.signal_entity(eid, "add", sample["input"])
+    _wait_state(client, eid, sample["output"])
+    client.signal_entity(eid, "add")  # no input: adds 1
+    client.signal_entity(eid, "add", 4)
+    _wait_state(client, eid, 10)
+    client.signal_entity(eid, "reset")
+    _wait_state(client, eid, 0)
+    assert str(eid).startswith("@counter@")
+
+
+def test_transfer_moves_money_between_locked_accounts(client):
+    from durabletask.entities import EntityInstanceId
+
+    sample = next(s for s in describe_samples() if s["name"] == "Transfer")
+    alice, bob = _key("alice"), _key("bob")
+    client.signal_entity(EntityInstanceId("BankAccount", alice), "deposit", 100)
+    _wait_state(client, EntityInstanceId("BankAccount", alice), 100)
+    order = {**sample["input"], "from": alice, "to": bob}
+    instance_id = client.schedule_new_orchestration("Transfer", input=order)
+    state = client.wait_for_orchestration_completion(instance_id, timeout=60)
+    assert state.runtime_status == OrchestrationStatus.COMPLETED, state.failure_details
+    import json
+
+    assert json.loads(state.serialized_output) == sample["output"]
+    too_much = client.schedule_new_orchestration("Transfer", input={**order, "amount": 1000})
+    state = client.wait_for_orchestration_completion(too_much, timeout=60)
+    assert json.loads(state.serialized_output) == {
+        "transferred": False,
+        "from_balance": 70,
+        "to_balance": 30,
+    }
+
+
+def test_concurrent_transfers_keep_the_total(client):
+    from durabletask.entities import EntityInstanceId
+
+    alice, bob = _key("alice"), _key("bob")
+    for key in (alice, bob):
+        client.signal_entity(EntityInstanceId("BankAccount", key), "deposit", 50)
+    ids = [
+        client.schedule_new_orchestration("Transfer", input={"from": a, "to": b, "amount": 10})
+        for a, b in [(alice, bob), (bob, alice)] * 3
+    ]
+    for instance_id in ids:
+        state = client.wait_for_orchestration_completion(instance_id, timeout=90)
+        assert state.runtime_status == OrchestrationStatus.COMPLETED, state.failure_details
+    _wait_state(client, EntityInstanceId("BankAccount", alice), 50)
+    _wait_state(client, EntityInstanceId("BankAccount", bob), 50)
+
+
+def test_withdrawing_too_much_is_refused_with_the_reason(client):
+    from durabletask.entities import EntityInstanceId
+
+    eid = EntityInstanceId("BankAccount", _key("carol"))
+    client.signal_entity(eid, "deposit", 5)
+    client.signal_entity(eid, "withdraw", 50)  # fails: the account keeps its balance
+    client.signal_entity(eid, "withdraw", 2)
+    _wait_state(client, eid, 3)

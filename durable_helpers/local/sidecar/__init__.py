@@ -3,7 +3,9 @@
 ``LocalTaskHub`` runs the ``TaskHubSidecarService`` in-process (tests, notebooks); the official
 ``durabletask`` SDK connects to ``hub.address`` as client and worker, unchanged. Everything is
 kept in the storage account in the Durable Functions layout (History, Instances, large-payload
-blobs) plus the sidecar's journal, so an acknowledged call survives ``kill -9``.
+blobs) plus the sidecar's journal, so an acknowledged call survives ``kill -9``. Orchestrations,
+activities and durable entities (``@name@key``, with critical sections and the SDK's
+scheduled tasks) all run this way.
 
 Example:
     >>> with LocalTaskHub(hub="DurableFunctionsHub", port=0) as hub:  # doctest: +SKIP

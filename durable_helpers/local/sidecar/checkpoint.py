@@ -5,11 +5,12 @@ durable: the messages it consumes and sends (``omsgs``; ``amsgs`` for activities
 operations (``ops``: History batches and Instances rows, in the journal's ``{"t": ...}`` form),
 the large-payload blobs, the sub-orchestrations it creates, its new history and the instance's
 new state. The orchestrator work-item part journals ``plan.record()``, applies ``plan.ops`` to
-the tables and then the plan to memory. A new kind of work (entities) plans into the same shape:
-rows into ``ops``, messages into ``omsgs``.
+the tables and then the plan to memory. An ``Episode`` is one response being planned: the
+planning steps add History rows (``add_row``) and messages (``send``) through it. A new kind of
+work (entities) plans into the same shape: rows into ``ops``, messages into ``omsgs``.
 
-May call: :mod:`durable_helpers.schema`, :mod:`durable_helpers.protocol_rows` and the store's
-table writes (``apply_ops_with_retries``); never the engine's lock.
+May call: :mod:`durable_helpers.schema`, :mod:`durable_helpers.protocol_rows`, the store's
+table writes (``apply_ops_with_retries``) and the engine's clock and ids; it holds no lock.
 """
 
 from __future__ import annotations

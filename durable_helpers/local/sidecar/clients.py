@@ -5,8 +5,8 @@ an instance (a fast path that inserts the Pending row, and the reuse-policy path
 a finished one), reading an instance's state (memory first, else its Instances row), waiting
 for a condition on it, queueing an event for it (raise, terminate, suspend, resume), purging a
 finished instance (recursively) and reading its history. Every change is journaled before it is
-acknowledged. Rewinding is in :mod:`~.rewind`; a new kind of client request (entities: signal,
-get, query, clean) is a new part beside this one, reached from a new ``Engine`` method.
+acknowledged. Rewinding is in :mod:`~.rewind`; the entity client requests (signal, get, query,
+clean) are in :mod:`~.entities.client`.
 
 May call: the inbox, work items (tokens of a replaced instance), :mod:`~.checkpoint`, the store
 and the journal. Each method takes the lock itself for its in-memory steps, never across I/O.
@@ -127,7 +127,7 @@ class Clients:
                     f"({STATUS_NAMES.get(existing.status)}); pass a reuse policy to replace it.",
                 )
             generation = existing.generation + 1
-        msg, st, row, blobs = self._start_parts(req, instance_id, generation)
+        msg, st, row, blobs = self.start_parts(req, instance_id, generation)
         engine.store.upload_blobs(blobs)
         ops = [instance_op(row)]
         journal = engine.store.journal
@@ -156,7 +156,7 @@ class Clients:
     def _start_new(self, req: pb.CreateInstanceRequest, instance_id: str) -> bool:
         """Fast path: journal the start, then insert the Pending row (fails if it exists)."""
         engine = self.engine
-        msg, st, row, blobs = self._start_parts(req, instance_id, 0)
+        msg, st, row, blobs = self.start_parts(req, instance_id, 0)
         engine.store.upload_blobs(blobs)
         op = {"t": "i", "pk": row["PartitionKey"], "e": wire(row), "ins": 1}
         journal = engine.store.journal
@@ -183,8 +183,9 @@ class Clients:
         inbox.active[msg.instance_id] = inst
         inbox.deliver(msg)
 
-    def _start_parts(self, req: pb.CreateInstanceRequest, instance_id: str, generation: int):
-        """A start's ExecutionStarted message, state, Instances row and blobs."""
+    def start_parts(self, req: pb.CreateInstanceRequest, instance_id: str, generation: int):
+        """A start's ExecutionStarted message, state, Instances row and blobs (nothing written;
+        entities starting orchestrations journal these with their step)."""
         engine = self.engine
         now = engine.now()
         start_at = (
@@ -240,7 +241,11 @@ class Clients:
                     "NOT_FOUND", f"No orchestration instance with id {instance_id!r}."
                 )
             return
-        msg = OMsg(engine.new_id(), instance_id, event)
+        self.send(OMsg(engine.new_id(), instance_id, event))
+
+    def send(self, msg: OMsg) -> None:
+        """Journal a message, then deliver it: it is acknowledged once this returns."""
+        engine = self.engine
         journal = engine.store.journal
         journal.begin()
         try:

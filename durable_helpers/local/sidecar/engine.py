@@ -23,19 +23,20 @@ RPC to the part that owns it. The parts (each module's docstring says what it ow
 * :mod:`~.clients`: the client operations (start, query, wait, events, purge, history);
 * :mod:`~.fallbacks`: work items the sidecar answers itself.
 
+Around it: :mod:`~.servicer` maps each RPC onto one ``Engine`` method, :mod:`~.dispatcher` runs
+a worker's GetWorkItems stream (waiting on ``Engine.cv`` for ``next_work``), and
+:mod:`~.store` holds the journal and the tables.
+
 **The lock.** One re-entrant lock, ``Engine.lock`` (with the condition ``Engine.cv`` on it),
 guards every part's in-memory state. Code that reads or changes that state holds it; code that
 does storage I/O (journal appends, table and blob writes, row reads) never holds it. The entry
 points below and the background functions (loading, timers, fallbacks) take it themselves; the
 methods of the parts expect it held unless their docstring says they take it.
 
-**Durable entities** (next): a part ``entities.py`` beside ``orchestrations.py`` and
-``activities.py``, a :class:`~.work_items.WorkSource` added to the list in ``Engine.__init__``
-(token kind, limit and filter fields; how its work items are dispatched and redelivered);
-its plans write rows and messages through the same ``Plan`` (``ops``, ``omsgs``; see
-:mod:`~.checkpoint`) and entity actions are one more branch in
-:func:`~.planner.plan_response`; client RPCs reach it through new ``Engine`` methods, as the
-client operations reach :mod:`~.clients`.
+* :mod:`~.entities`: durable entities (``@name@key``): their messages (the inbox routes them
+  there), their batches (a third :class:`~.work_items.WorkSource`), their steps and rows, the
+  EventSent rows of orchestrations that talk to them (a branch of the planner), and the entity
+  client RPCs.
 
 May call: its parts and the store. Messages and work items carry completion tokens; a token
 stays valid until its work is completed, so a late completion from a worker whose stream broke
@@ -58,6 +59,8 @@ import durabletask.internal.orchestrator_service_pb2 as pb
 from durable_helpers.local.sidecar import recovery, rewind
 from durable_helpers.local.sidecar.activities import Activities
 from durable_helpers.local.sidecar.clients import Clients
+from durable_helpers.local.sidecar.entities import client as entity_client
+from durable_helpers.local.sidecar.entities.hub import EntityHub
 from durable_helpers.local.sidecar.fallbacks import sidecar_stream
 from durable_helpers.local.sidecar.inbox import Inbox
 from durable_helpers.local.sidecar.orchestrations import Orchestrations
@@ -72,7 +75,7 @@ log = logging.getLogger("durable_helpers.local.sidecar")
 
 
 class Engine:
-    """All orchestration state transitions; thread-safe (one lock, I/O outside it).
+    """All state transitions of the hub; thread-safe (one lock, I/O outside it).
 
     Example:
         >>> engine = Engine(Store(rest, "MyHub"))  # doctest: +SKIP
@@ -91,8 +94,9 @@ class Engine:
         self.timers = Timers(self)
         self.orchestrations = Orchestrations(self)
         self.activities = Activities(self)
+        self.entities = EntityHub(self)
         # The kinds of work handed to workers, in the order a stream is offered them.
-        self.work = WorkItems(self, [self.orchestrations, self.activities])
+        self.work = WorkItems(self, [self.orchestrations, self.activities, self.entities])
         self.clients = Clients(self)
         # Work items the sidecar answers itself (see fallbacks); never a worker's.
         self.sidecar_stream = sidecar_stream()
@@ -129,6 +133,7 @@ class Engine:
             self.cv.notify_all()
         self.store.journal.close()
         self.loader.shutdown(wait=False, cancel_futures=True)
+        self.entities.stop()
 
     def _snapshot(self) -> list[dict[str, Any]]:
         with self.lock:
@@ -180,6 +185,10 @@ class Engine:
         """Turn an activity result into a TaskCompleted/TaskFailed message (durably)."""
         self.activities.complete(resp)
 
+    def complete_entity(self, result: pb.EntityBatchResult) -> None:
+        """Apply a worker's EntityBatchResult: the entity's step, its answers and signals."""
+        self.entities.complete(result)
+
     def abandon(self, token: str) -> None:
         """A worker gave a work item back: make it available again."""
         with self.lock:
@@ -218,3 +227,23 @@ class Engine:
     def history(self, instance_id: str) -> list[pb.HistoryEvent] | None:
         """An instance's history (None if it does not exist)."""
         return self.clients.history(instance_id)
+
+    # -- entity client RPCs (EntityArgumentError for a malformed id or token) ----------------
+
+    def signal_entity(self, request: pb.SignalEntityRequest) -> None:
+        """Queue an operation for an entity durably (held back until its scheduled time)."""
+        entity_client.signal(self.entities, request)
+
+    def get_entity(self, request: pb.GetEntityRequest) -> pb.GetEntityResponse:
+        """An entity's metadata (and state); ``exists`` false when it has no state."""
+        return entity_client.get(self.entities, request)
+
+    def query_entities(self, request: pb.QueryEntitiesRequest) -> pb.QueryEntitiesResponse:
+        """One page of entities by id prefix and last-modified window."""
+        return entity_client.query(self.entities, request)
+
+    def clean_entity_storage(
+        self, request: pb.CleanEntityStorageRequest
+    ) -> pb.CleanEntityStorageResponse:
+        """Release orphaned locks and remove empty entities; returns the counts."""
+        return entity_client.clean(self.entities, request)

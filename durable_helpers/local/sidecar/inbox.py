@@ -7,7 +7,8 @@ the events continue-as-new carried over go before the events raised meanwhile), 
 messages that can never be delivered, loading an instance's row and history after a restart,
 and choosing which pending messages make up an instance's next episode (``select_batch``).
 
-May call: the engine's timers (a message not yet visible), work items (is the instance handled)
+May call: the engine's timers (a message not yet visible), its entities (a message to an
+``@name@key`` id), work items (is the instance handled)
 and fallbacks (terminate an instance no worker handles), the store's reads and the journal.
 Every method except ``load`` expects the engine's lock held.
 """
@@ -57,6 +58,9 @@ class Inbox:
         """Route a durable message to its instance (lock held)."""
         if msg.visible_at and msg.visible_at > time.time():
             self.engine.timers.add(msg)
+            return
+        if msg.kind == "eventRaised" and msg.instance_id.startswith("@"):
+            self.engine.entities.deliver(msg)  # '@name@key': an entity's message
             return
         inst = self.active.get(msg.instance_id)
         if (

@@ -5,11 +5,11 @@ actions the worker answered) and returns a :class:`~.checkpoint.Plan`, changing 
 new state from the delivered events (started, suspended, resumed, rewound), then one step per
 action: a scheduled activity (a TaskScheduled row and an ``AMsg``), a durable timer (a
 TimerCreated row and a TimerFired message visible at its time), an event sent to another
-instance, a termination of another instance. Sub-orchestrations
+instance, a termination of another instance, an entity message (a call, signal, lock request
+or unlock: :mod:`~.entities.orchestration`). Sub-orchestrations
 (:mod:`~.sub_orchestrations`), completion and continue-as-new (:mod:`~.completion`) and rewind
 (:mod:`~.rewind`) are planned in their own modules, each step taking the
-:class:`~.checkpoint.Episode` and its action. A new kind of action (entity operations) is one
-more branch in ``plan_response`` that adds rows and messages to the episode.
+:class:`~.checkpoint.Episode` and its action.
 
 May call: the planning modules above, :mod:`~.checkpoint`, the store's row reads, and the
 engine's clock and ids; it takes the lock only for short reads of the inbox, never across I/O.
@@ -25,6 +25,7 @@ import durabletask.internal.orchestrator_service_pb2 as pb
 
 from durable_helpers.local.sidecar import completion, rewind, sub_orchestrations
 from durable_helpers.local.sidecar.checkpoint import Episode, Plan, plan_history_rows
+from durable_helpers.local.sidecar.entities import orchestration as entity_traffic
 from durable_helpers.local.sidecar.state import (
     UTC,
     AMsg,
@@ -75,13 +76,14 @@ def plan_response(engine: Engine, inst: Inst, d: Dispatch, resp: pb.Orchestrator
             )
         elif kind == "completeOrchestration":
             finished = completion.plan_completion(ep, action)
+        elif kind == "sendEntityMessage":
+            entity_traffic.plan_entity_message(ep, action)
         elif kind == "rewindOrchestration":
             rewind.plan_rewind(ep, action.rewindOrchestration)
             return plan
         else:
             log.warning(
-                "orchestration %r: action %r is not supported by the local task hub "
-                "(entities are not implemented); ignored",
+                "orchestration %r: action %r is not supported by the local task hub; ignored",
                 inst.instance_id,
                 kind,
             )

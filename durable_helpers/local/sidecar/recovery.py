@@ -6,7 +6,8 @@ record acknowledged (``"a"``) is still pending, and the last table write per par
 come between the journal append and the table write. ``pending_records`` is the other half:
 the records of every message still pending in memory, which is all a compacted journal needs.
 
-May call: :mod:`~.state` (message records) only; the engine applies what ``replay`` returns.
+May call: :mod:`~.state` (message records), and the parts' pending messages for
+``pending_records``; the engine applies what ``replay`` returns.
 ``pending_records`` expects the engine's lock held.
 """
 
@@ -82,4 +83,5 @@ def pending_records(engine: Engine) -> list[dict[str, Any]]:
         if inst.in_flight is not None:
             msgs.extend(m.record() for m in inst.in_flight.msgs)
     msgs.extend(m.record() for m in engine.timers.messages())
+    msgs.extend(m.record() for m in engine.entities.pending_messages())
     return [{"m": msgs[i : i + RECORD_MESSAGES]} for i in range(0, len(msgs), RECORD_MESSAGES)]

@@ -12,8 +12,10 @@ import grpc
 from google.protobuf import empty_pb2, wrappers_pb2
 
 from durable_helpers import schema
+from durable_helpers.local.sidecar.continuation import decode_token, encode_token
 from durable_helpers.local.sidecar.dispatcher import stream_work_items
 from durable_helpers.local.sidecar.engine import Engine
+from durable_helpers.local.sidecar.entities.client import EntityArgumentError
 from durable_helpers.local.sidecar.rest import StorageUnreachableError
 from durable_helpers.local.sidecar.state import (
     TERMINAL,
@@ -28,14 +30,20 @@ from durable_helpers.protocol_rows import STATUS_NAMES
 log = logging.getLogger("durable_helpers.local.sidecar")
 UTC = timezone.utc  # noqa: UP017
 
-_ENTITIES = (
-    "Durable entities are not implemented by the local task hub (durable_helpers.local). "
-    "Use orchestrations, or run the Durable Task Scheduler emulator for entities."
-)
-
 
 def _abort(context: grpc.ServicerContext, error: EngineError) -> None:
     context.abort(getattr(grpc.StatusCode, error.code), str(error))
+
+
+def _refuse_entity(context: grpc.ServicerContext, instance_id: str) -> None:
+    """Orchestration operations on an entity id would corrupt the entity: refuse them."""
+    if instance_id.startswith("@"):
+        context.abort(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"{instance_id!r} is a durable entity, not an orchestration: send it operations "
+            "with signal_entity (client, orchestration or entity) or call_entity "
+            "(orchestration).",
+        )
 
 
 class StorageUnreachableInterceptor(grpc.ServerInterceptor):
@@ -73,7 +81,7 @@ class StorageUnreachableInterceptor(grpc.ServerInterceptor):
 
 
 class Servicer(stubs.TaskHubSidecarServiceServicer):
-    """The sidecar service: client RPCs, worker RPCs; entities answer UNIMPLEMENTED."""
+    """The sidecar service: client and worker RPCs (orchestrations, activities, entities)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -103,10 +111,12 @@ class Servicer(stubs.TaskHubSidecarServiceServicer):
         return pb.AbandonActivityTaskResponse()
 
     def AbandonTaskEntityWorkItem(self, request, context):
+        self.engine.abandon(request.completionToken)
         return pb.AbandonEntityTaskResponse()
 
     def CompleteEntityTask(self, request, context):
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, _ENTITIES)
+        self.engine.complete_entity(request)
+        return pb.CompleteTaskResponse()
 
     # -- client ----------------------------------------------------------------------------
 
@@ -149,6 +159,7 @@ class Servicer(stubs.TaskHubSidecarServiceServicer):
         return self._wait(request, context, lambda s: s.status in TERMINAL, "complete")
 
     def RaiseEvent(self, request, context):
+        _refuse_entity(context, request.instanceId)
         ev = self.engine.new_event(
             eventRaised=pb.EventRaisedEvent(
                 name=request.name, input=request.input if request.HasField("input") else None
@@ -161,6 +172,7 @@ class Servicer(stubs.TaskHubSidecarServiceServicer):
         return pb.RaiseEventResponse()
 
     def TerminateInstance(self, request, context):
+        _refuse_entity(context, request.instanceId)
         ev = self.engine.new_event(
             executionTerminated=pb.ExecutionTerminatedEvent(
                 input=request.output if request.HasField("output") else None,
@@ -174,6 +186,7 @@ class Servicer(stubs.TaskHubSidecarServiceServicer):
         return pb.TerminateResponse()
 
     def SuspendInstance(self, request, context):
+        _refuse_entity(context, request.instanceId)
         ev = self.engine.new_event(
             executionSuspended=pb.ExecutionSuspendedEvent(
                 input=request.reason if request.HasField("reason") else None
@@ -186,6 +199,7 @@ class Servicer(stubs.TaskHubSidecarServiceServicer):
         return pb.SuspendResponse()
 
     def ResumeInstance(self, request, context):
+        _refuse_entity(context, request.instanceId)
         ev = self.engine.new_event(
             executionResumed=pb.ExecutionResumedEvent(
                 input=request.reason if request.HasField("reason") else None
@@ -198,6 +212,7 @@ class Servicer(stubs.TaskHubSidecarServiceServicer):
         return pb.ResumeResponse()
 
     def RewindInstance(self, request, context):
+        _refuse_entity(context, request.instanceId)
         try:
             self.engine.rewind(
                 request.instanceId, request.reason.value if request.HasField("reason") else None
@@ -207,6 +222,7 @@ class Servicer(stubs.TaskHubSidecarServiceServicer):
         return pb.RewindInstanceResponse()
 
     def RestartInstance(self, request, context):
+        _refuse_entity(context, request.instanceId)
         snap = self.engine.instance_state(request.instanceId)
         if snap is None:
             context.abort(
@@ -284,6 +300,8 @@ class Servicer(stubs.TaskHubSidecarServiceServicer):
                     f"PartitionKey ge {schema.odata_string(rng[0])} and "
                     f"PartitionKey lt {schema.odata_string(rng[1])}"
                 )
+        else:  # entities ('@name@key') are left out, as DF's gRPC QueryInstances does
+            clauses.append(f"({schema.entities.NOT_ENTITIES_FILTER})")
         return " and ".join(clauses) or None
 
     def _scan(self, statuses, created_from, created_to, prefix):
@@ -312,7 +330,7 @@ class Servicer(stubs.TaskHubSidecarServiceServicer):
             q.instanceIdPrefix.value if q.HasField("instanceIdPrefix") else None,
         )
         try:
-            token = _decode_token(
+            token = decode_token(
                 q.continuationToken.value if q.HasField("continuationToken") else ""
             )
         except ValueError as error:
@@ -325,7 +343,7 @@ class Servicer(stubs.TaskHubSidecarServiceServicer):
         ]
         return pb.QueryInstancesResponse(
             orchestrationState=states,
-            continuationToken=sv(_encode_token(next_token)) if next_token else None,
+            continuationToken=sv(encode_token(next_token)) if next_token else None,
         )
 
     def ListInstanceIds(self, request, context):
@@ -341,14 +359,14 @@ class Servicer(stubs.TaskHubSidecarServiceServicer):
             None,
             completed=True,
         )
-        token = _decode_token(
+        token = decode_token(
             request.lastInstanceKey.value if request.HasField("lastInstanceKey") else ""
         )
         top = request.pageSize if 0 < request.pageSize < 1000 else 100
         rows, next_token = self.engine.store.query_instances(flt, top, token)
         ids = [schema.unescape_partition_key(r["PartitionKey"]) for r in rows]
         return pb.ListInstanceIdsResponse(
-            instanceIds=ids, lastInstanceKey=sv(_encode_token(next_token)) if next_token else None
+            instanceIds=ids, lastInstanceKey=sv(encode_token(next_token)) if next_token else None
         )
 
     def StreamInstanceHistory(self, request, context):
@@ -361,39 +379,26 @@ class Servicer(stubs.TaskHubSidecarServiceServicer):
         for start in range(0, len(events), 100):
             yield pb.HistoryChunk(events=events[start : start + 100])
 
-    # -- not implemented -----------------------------------------------------------------------
+    # -- entities ------------------------------------------------------------------------------
 
     def SignalEntity(self, request, context):
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, _ENTITIES)
+        try:
+            self.engine.signal_entity(request)
+        except EntityArgumentError as error:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        return pb.SignalEntityResponse()
 
     def GetEntity(self, request, context):
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, _ENTITIES)
+        try:
+            return self.engine.get_entity(request)
+        except EntityArgumentError as error:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
 
     def QueryEntities(self, request, context):
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, _ENTITIES)
+        try:
+            return self.engine.query_entities(request)
+        except EntityArgumentError as error:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
 
     def CleanEntityStorage(self, request, context):
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, _ENTITIES)
-
-
-def _encode_token(token: tuple[str, str]) -> str:
-    import base64
-    import json
-
-    return base64.urlsafe_b64encode(json.dumps(list(token)).encode()).decode()
-
-
-def _decode_token(value: str) -> tuple[str, str] | None:
-    import base64
-    import json
-
-    if not value or value == "0":
-        return None
-    try:
-        pk, rk = json.loads(base64.urlsafe_b64decode(value.encode()))
-        return str(pk), str(rk)
-    except (ValueError, TypeError):
-        raise ValueError(
-            f"The continuation token {value[:40]!r} was not issued by this task hub; pass the "
-            "token of the previous page unchanged, or none for the first page."
-        ) from None
+        return self.engine.clean_entity_storage(request)

@@ -8,11 +8,11 @@ source makes the work available again. A token stays valid until its work is com
 late completion from a worker whose stream broke is still accepted once.
 
 Sources (``WorkSource``) are the orchestrator work items
-(:class:`~durable_helpers.local.sidecar.orchestrations.Orchestrations`, kind ``"o"``) and the
-activities (:class:`~durable_helpers.local.sidecar.activities.Activities`, kind ``"a"``). A new
-kind of work item (durable entities) is one more source in ``Engine.__init__``'s list: a token
-kind, the ``GetWorkItemsRequest`` field that limits it and the ``workItemFilters`` field that
-filters it, and the three methods below.
+(:class:`~durable_helpers.local.sidecar.orchestrations.Orchestrations`, kind ``"o"``), the
+activities (:class:`~durable_helpers.local.sidecar.activities.Activities`, kind ``"a"``) and the
+entity batches (:class:`~durable_helpers.local.sidecar.entities.hub.EntityHub`, kind ``"e"``).
+Each has a token kind, the ``GetWorkItemsRequest`` field that limits it, the
+``workItemFilters`` field that filters it, and the three methods below.
 
 May call: the sources it is given. Every method except ``open_stream``/``close_stream`` expects
 the engine's lock held.
@@ -75,10 +75,13 @@ def matches(name: str, version: str | None, filt: Filter | None) -> bool:
 
 
 def build_filter(filters: Iterable[Any]) -> Filter:
-    """Name -> accepted versions (empty: any version) from a worker's filter messages."""
+    """Name -> accepted versions (empty: any version) from a worker's filter messages.
+
+    Entity filters have no versions (and their names are lower-case, as entity ids).
+    """
     result: Filter = {}
     for f in filters:
-        result[f.name] = result.get(f.name, frozenset()) | frozenset(f.versions)
+        result[f.name] = result.get(f.name, frozenset()) | frozenset(getattr(f, "versions", ()))
     return result
 
 
