@@ -10,11 +10,11 @@ ErrorType/ErrorMessage/StackTrace/InnerFailure/IsNonRetriable/Properties, ``Tags
 are the caller's: ``event.eventId`` and ``event.timestamp`` are not part of the returned dict
 (pass them to :func:`durable_helpers.schema.history_entity`).
 
-``columns_to_event`` is the inverse: it reads a History row (a mapping; absent columns, ``""``
-and ``"null"`` count as null) back into a ``HistoryEvent``, including ``EventId`` and
-``_Timestamp``. It does not follow ``<Prop>BlobName`` columns: resolve large payloads first.
-For rows of a *History frame* (the readers' column names) see
-:mod:`durable_helpers.protocol_frames`.
+``columns_to_event`` is the inverse: it reads a History row (a mapping; absent columns and ``""``
+count as null, and so does ``"null"`` outside the payload columns, where it is the JSON value
+null) back into a ``HistoryEvent``, including ``EventId`` and ``_Timestamp``. It does not
+follow ``<Prop>BlobName`` columns: resolve large payloads first. For rows of a *History frame*
+(the readers' column names) see :mod:`durable_helpers.protocol_frames`.
 
 Event types without a DTFx row type (entity events) are stored as ``GenericEvent`` with the
 protobuf JSON in ``Data`` and the oneof name in ``DurableTaskEventType`` so they round-trip.
@@ -119,6 +119,12 @@ def _is_null(value: Any) -> bool:
 def _str(entity: Mapping[str, Any], name: str) -> str | None:
     value = entity.get(name)
     return None if value is None or value == "null" else str(value)
+
+
+def _payload(entity: Mapping[str, Any], name: str) -> str | None:
+    """A JSON payload column: absent (or empty) is no payload; ``"null"`` is the JSON null."""
+    value = entity.get(name)
+    return None if value is None or value == "" else str(value)
 
 
 def _json_col(entity: Mapping[str, Any], name: str) -> Any:
@@ -404,8 +410,10 @@ def _set_sv(msg: Any, field: str, value: str | None) -> None:
 def columns_to_event(entity: Mapping[str, Any]) -> pb.HistoryEvent:
     """Rebuild a protocol HistoryEvent from a History row (EventId, _Timestamp included).
 
-    Unknown columns are ignored; absent, ``""`` and ``"null"`` values count as null; datetimes
-    may be ``datetime`` objects or ISO-8601 strings.
+    Unknown columns are ignored; absent and ``""`` values count as null, and so does ``"null"``
+    except in the payload columns (Input, Result, Data), where it is the JSON value null, kept
+    as the text ``null`` (an absent payload stays absent); datetimes may be ``datetime`` objects
+    or ISO-8601 strings.
 
     Example:
         >>> ev = columns_to_event({"EventType": "TimerFired", "EventId": -1, "TimerId": 2,
@@ -446,7 +454,7 @@ def _decode_into(event: pb.HistoryEvent, kind: str, c: Mapping[str, Any]) -> Non
         version = _str(c, "Version")
         if version:
             e.version.value = version
-        _set_sv(e, "input", _str(c, "Input"))
+        _set_sv(e, "input", _payload(c, "Input"))
         oi = _instance_from_json(_json_col(c, "OrchestrationInstance"))
         if oi is not None:
             e.orchestrationInstance.CopyFrom(oi)
@@ -472,19 +480,19 @@ def _decode_into(event: pb.HistoryEvent, kind: str, c: Mapping[str, Any]) -> Non
         e.orchestrationStatus = STATUS_FROM_NAME.get(
             str(c.get("OrchestrationStatus") or "Completed"), pb.ORCHESTRATION_STATUS_COMPLETED
         )
-        _set_sv(e, "result", _str(c, "Result"))
+        _set_sv(e, "result", _payload(c, "Result"))
         fd = failure_from_json(c.get("FailureDetails"))
         if fd is not None:
             e.failureDetails.CopyFrom(fd)
     elif kind == "executionTerminated":
-        _set_sv(e, "input", _str(c, "Input"))
+        _set_sv(e, "input", _payload(c, "Input"))
         e.recurse = bool(c.get("Recurse") or False)
     elif kind == "taskScheduled":
         e.name = _str(c, "Name") or ""
         version = _str(c, "Version")
         if version:
             e.version.value = version
-        _set_sv(e, "input", _str(c, "Input"))
+        _set_sv(e, "input", _payload(c, "Input"))
         for key, value in (_json_col(c, "Tags") or {}).items():
             e.tags[str(key)] = str(value)
         tc = _trace_from_json(_json_col(c, "ParentTraceContext"))
@@ -492,7 +500,7 @@ def _decode_into(event: pb.HistoryEvent, kind: str, c: Mapping[str, Any]) -> Non
             e.parentTraceContext.CopyFrom(tc)
     elif kind in ("taskCompleted", "subOrchestrationInstanceCompleted"):
         e.taskScheduledId = int(c.get("TaskScheduledId") or 0)
-        _set_sv(e, "result", _str(c, "Result"))
+        _set_sv(e, "result", _payload(c, "Result"))
     elif kind in ("taskFailed", "subOrchestrationInstanceFailed"):
         e.taskScheduledId = int(c.get("TaskScheduledId") or 0)
         fd = failure_from_json(c.get("FailureDetails"))
@@ -508,7 +516,7 @@ def _decode_into(event: pb.HistoryEvent, kind: str, c: Mapping[str, Any]) -> Non
         version = _str(c, "Version")
         if version:
             e.version.value = version
-        _set_sv(e, "input", _str(c, "Input"))
+        _set_sv(e, "input", _payload(c, "Input"))
         for key, value in (_json_col(c, "Tags") or {}).items():
             e.tags[str(key)] = str(value)
         tc = _trace_from_json(_json_col(c, "ParentTraceContext"))
@@ -526,18 +534,18 @@ def _decode_into(event: pb.HistoryEvent, kind: str, c: Mapping[str, Any]) -> Non
     elif kind == "eventSent":
         e.instanceId = _str(c, "InstanceId") or ""
         e.name = _str(c, "Name") or ""
-        _set_sv(e, "input", _str(c, "Input"))
+        _set_sv(e, "input", _payload(c, "Input"))
     elif kind == "eventRaised":
         e.name = _str(c, "Name") or ""
-        _set_sv(e, "input", _str(c, "Input"))
+        _set_sv(e, "input", _payload(c, "Input"))
     elif kind == "genericEvent":
-        _set_sv(e, "data", _str(c, "Data"))
+        _set_sv(e, "data", _payload(c, "Data"))
     elif kind == "historyState":
         state = _str(c, "State")
         if state:
             json_format.Parse(state, e.orchestrationState, ignore_unknown_fields=True)
     elif kind == "continueAsNew":
-        _set_sv(e, "input", _str(c, "Result"))
+        _set_sv(e, "input", _payload(c, "Result"))
     elif kind in ("executionSuspended", "executionResumed"):
         _set_sv(e, "input", _str(c, "Reason"))
     elif kind == "executionRewound":
@@ -546,7 +554,7 @@ def _decode_into(event: pb.HistoryEvent, kind: str, c: Mapping[str, Any]) -> Non
         _set_sv(e, "instanceId", _str(c, "InstanceId"))
         _set_sv(e, "name", _str(c, "Name"))
         _set_sv(e, "version", _str(c, "Version"))
-        _set_sv(e, "input", _str(c, "Input"))
+        _set_sv(e, "input", _payload(c, "Input"))
         tc = _trace_from_json(_json_col(c, "ParentTraceContext"))
         if tc is not None:
             e.parentTraceContext.CopyFrom(tc)

@@ -1,9 +1,10 @@
 """``python -m durable_helpers.local up | down | status | serve | gateway | worker | samples``.
 
 ``up`` starts the demo stack in the background (Azurite, the sidecar on 4001, StartNew on 50051
-and the HTTP API on 7071 in one gateway process, the sample worker) and returns once every part
-answers; ``down`` stops what ``up`` started; ``status`` says what runs, where, and the log files.
-``serve``, ``gateway`` and ``worker`` run one part in the foreground (``up`` uses them).
+and the HTTP API on 7071 in one gateway process, the Python and the JavaScript sample workers)
+and returns once every part answers; ``down`` stops what ``up`` started; ``status`` says what
+runs, where, and the log files. ``serve``, ``gateway`` and ``worker`` run one part in the
+foreground (``up`` uses them; the JavaScript worker is ``node workers/js/worker.js``).
 
 Example:
     $ python -m durable_helpers.local up --data-dir /tmp/hub --http-port 17071
@@ -59,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m durable_helpers.local",
         description="The local task hub: Azurite + Durable Task sidecar + StartNew + HTTP API "
-        "+ sample worker.",
+        "+ sample workers (Python, JavaScript).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -84,7 +85,11 @@ def _parser() -> argparse.ArgumentParser:
         help="taskhub: the local task hub on Azurite (default); memory: the SDK's "
         "in-memory backend, no Azurite",
     )
-    up.add_argument("--no-samples", action="store_true", help="do not start the sample worker")
+    up.add_argument(
+        "--no-samples",
+        action="store_true",
+        help="do not start the sample workers (Python and JavaScript)",
+    )
     up.add_argument(
         "--azurite-ports", type=_ports, default=stack.DEFAULT_PORTS, metavar="BLOB,QUEUE,TABLE"
     )
@@ -121,7 +126,7 @@ def _parser() -> argparse.ArgumentParser:
     gateway.add_argument("--startnew-port", type=_port, default=50051)
     gateway.add_argument("--http-port", type=_port, default=7071)
 
-    worker = sub.add_parser("worker", help="run the sample worker in the foreground")
+    worker = sub.add_parser("worker", help="run the Python sample worker in the foreground")
     worker.add_argument("--sidecar", default="127.0.0.1:4001")
     worker.add_argument(
         "--state-dir", type=Path, default=None, help="where flaky activities count attempts"

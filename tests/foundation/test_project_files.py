@@ -69,6 +69,17 @@ def test_azurite_is_pinned_exactly() -> None:
     assert lock["packages"]["node_modules/azurite"]["version"] == package["dependencies"]["azurite"]
 
 
+def test_durabletask_js_is_pinned_exactly() -> None:
+    """The JavaScript sample worker (workers/js) runs on the SDK version it was tried with."""
+    import json
+
+    package = json.loads((ROOT / "package.json").read_text())
+    version = package["dependencies"]["@microsoft/durabletask-js"]
+    assert re.fullmatch(r"\d+\.\d+\.\d+", version)
+    lock = json.loads((ROOT / "package-lock.json").read_text())
+    assert lock["packages"]["node_modules/@microsoft/durabletask-js"]["version"] == version
+
+
 def test_ci_runs_the_readme_test_command() -> None:
     readme = (ROOT / "README.md").read_text()
     ci = (ROOT / ".ci" / "run").read_text()

@@ -176,7 +176,9 @@ def test_nulls_in_both_provider_generations_are_read_as_null():
         "FailureDetails": "",
     }
     event = columns_to_event(row)
-    assert not event.executionStarted.HasField("input")
+    # A payload "null" is the JSON value null (every SDK reads it as null); absent stays absent.
+    assert event.executionStarted.input.value == "null"
+    assert not columns_to_event({**row, "Input": None}).executionStarted.HasField("input")
     assert not event.executionStarted.HasField("parentInstance")
     legacy = columns_to_event({"EventType": "TaskFailed", "TaskScheduledId": 0, "Reason": "boom"})
     assert legacy.taskFailed.failureDetails.errorMessage == "boom"

@@ -40,7 +40,10 @@ CHROMIUM_ARGS = [
 JUPYTER = Path(sys.executable).with_name("jupyter")
 QUICKSTART = NOTEBOOKS_DIR / "01_quickstart.ipynb"
 #: What the rendered last output of 01_quickstart must show.
-EXPECTED_LAST_OUTPUT = re.compile(r"HelloSequence \w+: Completed\s+output: .*Hello London!")
+EXPECTED_LAST_OUTPUT = re.compile(
+    r"DurableFunctionsOrchestratorJS \w+: Completed\s+output: .*Hello London!.*\s+"
+    r"rows that agree with the 2019 run: 16 of 16"
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -107,7 +107,7 @@ def test_up_status_down(tmp_path, df, backend):
             printed = out.split('AzureWebJobsStorage="', 1)[1].split('"', 1)[0]
             assert TaskHub(printed, hub="CliHub").instances().empty
         pids = _pids(data_dir)
-        assert len(pids) == (4 if backend == "taskhub" else 3)
+        assert len(pids) == (5 if backend == "taskhub" else 4)
 
         again = _cli("up", *args)
         assert again.returncode == 0, again.stderr
@@ -116,22 +116,24 @@ def test_up_status_down(tmp_path, df, backend):
 
         status = _cli("status", "--data-dir", str(data_dir))
         assert status.returncode == 0
-        for name in ("sidecar", "gateway", "worker"):
+        for name in ("sidecar", "gateway", "worker", "jsworker"):
             assert str(data_dir / "logs" / f"{name}.log") in status.stdout
         assert "running, pid" in status.stdout
 
-        # A crashed worker: status says so, and the next 'up' restarts only that one.
+        # Crashed workers: status says so, and the next 'up' restarts only those.
         state = json.loads((data_dir / "stack.json").read_text())
-        worker_pid = state["services"]["worker"]["pid"]
-        os.kill(worker_pid, signal.SIGKILL)
-        assert _wait_dead([worker_pid]) == []
+        crashed_pids = [state["services"][name]["pid"] for name in ("worker", "jsworker")]
+        for pid in crashed_pids:
+            os.kill(pid, signal.SIGKILL)
+        assert _wait_dead(crashed_pids) == []
         crashed = _cli("status", "--data-dir", str(data_dir))
-        assert crashed.returncode == 3 and "STOPPED" in crashed.stdout
+        assert crashed.returncode == 3 and crashed.stdout.count("STOPPED") == 2
         repaired = _cli("up", *args)
         assert repaired.returncode == 0, repaired.stderr
         new_pids = _pids(data_dir)
-        assert worker_pid not in new_pids
-        assert set(pids) - {worker_pid} <= set(new_pids)
+        assert not set(crashed_pids) & set(new_pids)
+        assert set(pids) - set(crashed_pids) <= set(new_pids)
+        assert len(new_pids) == len(pids)
         pids = new_pids
 
         # The prototype's client against the started stack, then its status URL over HTTP.
@@ -144,6 +146,17 @@ def test_up_status_down(tmp_path, df, backend):
         while (response := httpx.get(reply.StatusQueryGetUri, timeout=10)).status_code != 200:
             assert time.monotonic() < deadline, response.text
             time.sleep(0.2)
+        assert response.json()["output"] == ["Hello Tokyo!", "Hello Seattle!", "Hello London!"]
+        # The prototype's own orchestrator runs on the JavaScript worker the stack started.
+        with grpc.insecure_channel(f"localhost:{startnew}") as channel:
+            reply = df.DurableTaskServiceStub(channel).StartNew(
+                df.NewDurableTaskRequest(functionName="DurableFunctionsOrchestratorJS"), timeout=20
+            )
+        deadline = time.monotonic() + 30
+        while (response := httpx.get(reply.StatusQueryGetUri, timeout=10)).status_code != 200:
+            assert time.monotonic() < deadline, response.text
+            time.sleep(0.2)
+        assert response.json()["name"] == "DurableFunctionsOrchestratorJS"
         assert response.json()["output"] == ["Hello Tokyo!", "Hello Seattle!", "Hello London!"]
     finally:
         stopped = _cli("down", "--data-dir", str(data_dir))
@@ -202,6 +215,23 @@ def test_bad_options_are_reported(tmp_path):
     shared = _cli("up", "--data-dir", str(tmp_path), "--http-port", "4001")
     assert shared.returncode == 1, shared.stderr
     assert "4001 is given twice" in shared.stderr and "--sidecar-port" in shared.stderr
+    assert not (tmp_path / "stack.json").exists()
+
+
+def test_missing_node_is_a_clear_error(tmp_path):
+    """Without Node.js the JavaScript sample worker cannot run: 'up' says what to do."""
+    env = {**os.environ, "PATH": str(tmp_path / "empty-bin")}
+    sidecar, startnew, http = free_ports(3)
+    ports = ["--sidecar-port", str(sidecar), "--startnew-port", str(startnew)]
+    ports += ["--http-port", str(http)]
+    result = subprocess.run(
+        [sys.executable, "-m", "durable_helpers.local", "up", "--data-dir", str(tmp_path),
+         "--backend", "memory", *ports],
+        capture_output=True, text=True, timeout=60, cwd=PROJECT_ROOT, env=env,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Node.js is missing" in result.stderr and "--no-samples" in result.stderr
+    assert "Traceback" not in result.stderr
     assert not (tmp_path / "stack.json").exists()
 
 

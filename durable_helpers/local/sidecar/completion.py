@@ -3,7 +3,8 @@
 A ``completeOrchestration`` action becomes the ExecutionCompleted row and the final state
 (status, output, failure, completed time), and a note to the parent of a sub-orchestration; or,
 for continue-as-new, a ContinueAsNew row and the next execution's ExecutionStarted message
-(with the carried-over events), the instance staying Running.
+(with the carried-over events, which keep their place before the events raised while the
+episode ran), the instance staying Running.
 
 May call: :mod:`~.sub_orchestrations` (the parent's note) and the engine's clock and ids.
 """
@@ -63,6 +64,6 @@ def _plan_continue_as_new(
         ),
     )
     for carried in a.carryoverEvents:
-        ep.plan.omsgs.append(OMsg(ep.engine.new_id(), instance_id, carried))
+        ep.plan.omsgs.append(OMsg(ep.engine.new_id(), instance_id, carried, carried=True))
     st.continued = True
     return ev

@@ -2,9 +2,10 @@
 
 Owns ``active`` (the instances that are not finished, by id), the ready queue (instances with
 something to dispatch), the recently finished ids (their late messages are dropped at once),
-routing a durable message to its instance (``deliver``), dropping messages that can never be
-delivered, loading an instance's row and history after a restart, and choosing which pending
-messages make up an instance's next episode (``select_batch``).
+routing a durable message to its instance (``deliver``: a new execution's ExecutionStarted and
+the events continue-as-new carried over go before the events raised meanwhile), dropping
+messages that can never be delivered, loading an instance's row and history after a restart,
+and choosing which pending messages make up an instance's next episode (``select_batch``).
 
 May call: the engine's timers (a message not yet visible), its entities (a message to an
 ``@name@key`` id), work items (is the instance handled)
@@ -23,7 +24,14 @@ from typing import TYPE_CHECKING
 import durabletask.internal.orchestrator_service_pb2 as pb
 
 from durable_helpers.local.sidecar import fallbacks
-from durable_helpers.local.sidecar.state import AMsg, Inst, OMsg, exec_of, fill_from_row
+from durable_helpers.local.sidecar.state import (
+    AMsg,
+    Inst,
+    OMsg,
+    exec_of,
+    fill_from_row,
+    parent_of,
+)
 from durable_helpers.protocol_rows import columns_to_event
 
 if TYPE_CHECKING:
@@ -67,6 +75,9 @@ class Inbox:
             self.active[msg.instance_id] = inst
         if msg.kind == "executionStarted":
             inst.inbox.insert(sum(1 for m in inst.inbox if m.kind == "executionStarted"), msg)
+        elif msg.carried:  # raised before the events that arrived while the episode ran
+            ahead = sum(1 for m in inst.inbox if m.kind == "executionStarted" or m.carried)
+            inst.inbox.insert(ahead, msg)
         else:
             inst.inbox.append(msg)
         if msg.kind == "executionTerminated" and not inst.history:
@@ -152,6 +163,7 @@ class Inbox:
                 history = [columns_to_event(r) for r in rows]
                 if execution_id == inst.execution_id:
                     inst.history = history
+                    inst.parent = parent_of(history) or inst.parent
                     if any(e.HasField("continueAsNew") for e in history):
                         inst.history = []  # the next execution starts from its ExecutionStarted
             self.mark_ready(inst)

@@ -5,10 +5,13 @@
 ExecutionRewound message with the Instances row back to Running. The worker answers that
 episode with a ``rewindOrchestration`` action carrying the new history; ``plan_rewind`` writes
 it as a new set of History rows (from row 0), kicks the instance so it runs again, and sends
-ExecutionRewound on to every sub-orchestration that had not completed.
+ExecutionRewound on to every sub-orchestration that had not completed (so a failed child is
+rewound too, recursively, and reports to its parent again), or starts it again when it was
+purged since.
 
-May call: the inbox (load, deliver), :mod:`~.checkpoint`, the store and the journal, the
-engine's clock and ids. ``request_rewind`` takes the lock itself, never across I/O.
+May call: the inbox (load, deliver), :mod:`~.checkpoint`, :mod:`~.sub_orchestrations` (does a
+child exist, start it again), the store and the journal, the engine's clock and ids.
+``request_rewind`` takes the lock itself, never across I/O.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import durabletask.internal.orchestrator_service_pb2 as pb
 
+from durable_helpers.local.sidecar import sub_orchestrations
 from durable_helpers.local.sidecar.checkpoint import (
     Episode,
     apply_ops_with_retries,
@@ -89,10 +93,12 @@ def plan_rewind(ep: Episode, action: pb.RewindOrchestrationAction) -> None:
     new_history = list(action.newHistory)
     exec_id = inst.execution_id
     for e in new_history:
-        if e.HasField("executionStarted") and e.executionStarted.orchestrationInstance.HasField(
-            "executionId"
-        ):
-            exec_id = e.executionStarted.orchestrationInstance.executionId.value
+        if e.HasField("executionStarted"):
+            es = e.executionStarted
+            if es.orchestrationInstance.HasField("executionId"):
+                exec_id = es.orchestrationInstance.executionId.value
+            if es.HasField("parentInstance"):  # a rewound child reports to its parent again
+                st.parent = es.parentInstance
     st.execution_id = exec_id
     st.status = pb.ORCHESTRATION_STATUS_RUNNING
     st.output = None
@@ -115,8 +121,15 @@ def plan_rewind(ep: Episode, action: pb.RewindOrchestrationAction) -> None:
     }
     for e in new_history:
         if e.HasField("subOrchestrationInstanceCreated") and e.eventId not in completed_ids:
-            child = e.subOrchestrationInstanceCreated.instanceId
-            ep.send(child, executionRewound=pb.ExecutionRewoundEvent(reason=sv(reason)))
+            created = e.subOrchestrationInstanceCreated
+            exists, _, generation = sub_orchestrations.child_status(ep, created.instanceId)
+            if exists:  # rewound in turn (recursively, by its own rewind episode)
+                ep.send(
+                    created.instanceId,
+                    executionRewound=pb.ExecutionRewoundEvent(reason=sv(reason)),
+                )
+            else:  # purged since: run it again from the start
+                sub_orchestrations.start_child(ep, e.eventId, created, generation)
     plan.history_events = new_history
     plan_history_rows(
         ep.engine.store, inst.instance_id, st, [(e, True) for e in new_history], 0, plan

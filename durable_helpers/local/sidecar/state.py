@@ -111,6 +111,7 @@ class OMsg:
     event: pb.HistoryEvent
     visible_at: float = 0.0
     start: bool = False  # a client's StartInstance (see Inbox.load)
+    carried: bool = False  # carried over by continue-as-new: before events raised meanwhile
     seq: int = field(default_factory=lambda: next(_seq))
 
     def record(self) -> dict[str, Any]:
@@ -119,6 +120,8 @@ class OMsg:
             out["v"] = self.visible_at
         if self.start:
             out["s"] = 1
+        if self.carried:
+            out["c"] = 1
         return out
 
     @property
@@ -144,15 +147,15 @@ def message_from_record(m: dict[str, Any]) -> OMsg | AMsg:
     """The message a journal record (``OMsg.record()``/``AMsg.record()``) describes.
 
     Example:
-        >>> msg = OMsg("m1", "i1", pb.HistoryEvent(eventId=-1), visible_at=5.0)
+        >>> msg = OMsg("m1", "i1", pb.HistoryEvent(eventId=-1), visible_at=5.0, carried=True)
         >>> back = message_from_record(msg.record())
-        >>> (back.id, back.instance_id, back.visible_at, back.start)
-        ('m1', 'i1', 5.0, False)
+        >>> (back.id, back.instance_id, back.visible_at, back.start, back.carried)
+        ('m1', 'i1', 5.0, False, True)
     """
     if "a" in m:
         return AMsg(m["id"], pb.ActivityRequest.FromString(base64.b64decode(m["a"])))
     event = pb.HistoryEvent.FromString(base64.b64decode(m["e"]))
-    return OMsg(m["id"], m["i"], event, m.get("v", 0.0), bool(m.get("s")))
+    return OMsg(m["id"], m["i"], event, m.get("v", 0.0), bool(m.get("s")), bool(m.get("c")))
 
 
 def exec_of(msg: OMsg) -> str:
@@ -256,7 +259,7 @@ def fill_from_row(inst: Inst, row: dict[str, Any]) -> None:
     """
     inst.name = row.get("Name") or ""
     inst.version = row.get("Version") or None
-    inst.input = _nullable(row.get("Input"))
+    inst.input = _payload(row.get("Input"))
     inst.status = STATUS_FROM_NAME.get(
         row.get("RuntimeStatus", "Pending"), pb.ORCHESTRATION_STATUS_PENDING
     )
@@ -268,11 +271,32 @@ def fill_from_row(inst: Inst, row: dict[str, Any]) -> None:
     inst.completed = row.get("CompletedTime")
     inst.failure = failure_from_json(row.get("FailureDetails"))
     # A failed instance's Output is the provider's "<ErrorType>: <ErrorMessage>" text.
-    inst.output = None if inst.failure is not None else _nullable(row.get("Output"))
+    inst.output = None if inst.failure is not None else _payload(row.get("Output"))
     inst.custom_status = _nullable(row.get("CustomStatus"))
     inst.generation = int(row.get("Generation") or 0)
     inst.tags = _json_dict(row.get("Tags"))
     inst.scheduled_start = row.get("ScheduledStartTime")
+
+
+def parent_of(history: list[pb.HistoryEvent]) -> pb.ParentInstanceInfo | None:
+    """The parent a history's ExecutionStarted names (None for a top-level instance).
+
+    A sub-orchestration loaded from its rows (after a restart, or to be rewound) needs it to
+    report to its parent when it ends.
+
+    Example:
+        >>> parent = pb.ParentInstanceInfo(taskScheduledId=3)
+        >>> started = pb.HistoryEvent(
+        ...     executionStarted=pb.ExecutionStartedEvent(name="Child", parentInstance=parent)
+        ... )
+        >>> parent_of([started]).taskScheduledId, parent_of([])
+        (3, None)
+    """
+    for event in history:
+        if event.HasField("executionStarted"):
+            es = event.executionStarted
+            return es.parentInstance if es.HasField("parentInstance") else None
+    return None
 
 
 def row_running(row: dict[str, Any] | None) -> bool:
@@ -290,7 +314,13 @@ def row_running(row: dict[str, Any] | None) -> bool:
 
 
 def _nullable(value: Any) -> str | None:
+    """CustomStatus: the layout writes ``"null"`` when none is set, so it means "none"."""
     return None if value is None or value == "null" else str(value)
+
+
+def _payload(value: Any) -> str | None:
+    """Input or Output: absent is no payload; ``"null"`` is the JSON value null, kept."""
+    return None if value is None or value == "" else str(value)
 
 
 def _json_dict(value: Any) -> dict[str, str]:

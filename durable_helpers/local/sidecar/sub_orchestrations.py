@@ -5,7 +5,7 @@ child's ExecutionStarted message and its Pending Instances row, in the parent's 
 SubOrchestrationInstanceFailed message to the parent when the id is taken by a running
 instance). A child's completion sends the parent SubOrchestrationInstanceCompleted/Failed
 (``plan_parent_note``); a recursive terminate reaches every child still open
-(``plan_terminate_children``).
+(``plan_terminate_children``). ``start_child`` is also how a rewind re-runs a purged child.
 
 May call: :mod:`~.checkpoint`, the store's row reads, the engine's clock and ids, and the inbox
 under the lock for a short read.
@@ -22,33 +22,20 @@ from durable_helpers.protocol_rows import STATUS_NAMES
 
 def plan_create(ep: Episode, action: pb.OrchestratorAction) -> None:
     """Plan a ``createSubOrchestration`` action of the episode's instance."""
-    engine, inst, st = ep.engine, ep.inst, ep.st
+    inst = ep.inst
     a = action.createSubOrchestration
     child_id = a.instanceId or f"{inst.instance_id}:{action.id:04x}"
     version, child_input, trace = present(a, "version", "input", "parentTraceContext")
-    ep.add_row(
-        action.id,
-        subOrchestrationInstanceCreated=pb.SubOrchestrationInstanceCreatedEvent(
-            instanceId=child_id,
-            name=a.name,
-            version=version,
-            input=child_input,
-            tags=a.tags,
-            parentTraceContext=trace,
-        ),
+    created = pb.SubOrchestrationInstanceCreatedEvent(
+        instanceId=child_id,
+        name=a.name,
+        version=version,
+        input=child_input,
+        tags=a.tags,
+        parentTraceContext=trace,
     )
-    generation = 0
-    running = False
-    with engine.lock:
-        child = engine.inbox.active.get(child_id)
-        if child is not None and child.loaded:
-            running = not child.terminal
-            generation = child.generation + 1
-    if child is None or not child.loaded:
-        row = engine.store.get_instance_row(child_id)
-        if row is not None:
-            running = row_running(row)
-            generation = int(row.get("Generation") or 0) + 1
+    ep.add_row(action.id, subOrchestrationInstanceCreated=created)
+    _, running, generation = child_status(ep, child_id)
     if running:
         ep.send(
             inst.instance_id,
@@ -61,9 +48,32 @@ def plan_create(ep: Episode, action: pb.OrchestratorAction) -> None:
             ),
         )
         return
+    start_child(ep, action.id, created, generation)
+
+
+def child_status(ep: Episode, child_id: str) -> tuple[bool, bool, int]:
+    """Whether instance ``child_id`` exists, runs, and the generation a new one would get."""
+    engine = ep.engine
+    with engine.lock:
+        child = engine.inbox.active.get(child_id)
+        if child is not None and child.loaded and not child.unknown:
+            return True, not child.terminal, child.generation + 1
+    row = engine.store.get_instance_row(child_id)
+    if row is None:
+        return False, False, 0
+    return True, row_running(row), int(row.get("Generation") or 0) + 1
+
+
+def start_child(
+    ep: Episode, task_id: int, created: pb.SubOrchestrationInstanceCreatedEvent, generation: int
+) -> None:
+    """Start the child ``created`` describes: its ExecutionStarted and its Pending row."""
+    engine, inst, st = ep.engine, ep.inst, ep.st
+    child_id = created.instanceId
+    version, child_input, trace = present(created, "version", "input", "parentTraceContext")
     child_exec = engine.new_id()
     parent = pb.ParentInstanceInfo(
-        taskScheduledId=action.id,
+        taskScheduledId=task_id,
         name=sv(st.name or inst.name),
         version=sv(st.version) if st.version else None,
         orchestrationInstance=pb.OrchestrationInstance(
@@ -73,19 +83,19 @@ def plan_create(ep: Episode, action: pb.OrchestratorAction) -> None:
     ep.send(
         child_id,
         executionStarted=pb.ExecutionStartedEvent(
-            name=a.name,
+            name=created.name,
             version=version,
             input=child_input,
             orchestrationInstance=pb.OrchestrationInstance(
                 instanceId=child_id, executionId=sv(child_exec)
             ),
             parentInstance=parent,
-            tags=a.tags,
+            tags=created.tags,
             parentTraceContext=trace,
         ),
     )
     child_state = NewState(
-        name=a.name,
+        name=created.name,
         version=version.value if version is not None else None,
         input=child_input.value if child_input is not None else None,
         status=pb.ORCHESTRATION_STATUS_PENDING,
@@ -93,7 +103,7 @@ def plan_create(ep: Episode, action: pb.OrchestratorAction) -> None:
         created=ep.now,
         last_updated=ep.now,
         generation=generation,
-        tags=dict(a.tags),
+        tags=dict(created.tags),
     )
     ep.plan.children.append((child_id, child_state))
     row, blobs = instance_row(engine.store, child_id, child_state, {})
