@@ -156,10 +156,27 @@ def status_over_time(
         ],
         ignore_index=True,
     ).dropna(subset=["t"])
+    if not events.empty:
+        events["t"] = events["t"].dt.floor(freq)
+    return status_counts(events, freq, tidy=tidy)
+
+
+def status_counts(events: pd.DataFrame, freq: str, *, tidy: bool = False) -> pd.DataFrame:
+    """The output of `status_over_time` from its status changes, already floored to ``freq``.
+
+    ``events`` has columns ``t`` (interval start, UTC), ``s`` (status) and ``d`` (+1 when an
+    instance enters that status, -1 when it leaves; rows with the same t and s may be summed
+    beforehand, which is how an engine hands them over).
+
+    Example:
+        >>> t = pd.Timestamp("2026-01-01", tz="UTC")
+        >>> changes = pd.DataFrame({"t": [t], "s": ["Running"], "d": [1]})
+        >>> status_counts(changes, "1min").Running.tolist()
+        [1]
+    """
     if events.empty:
         wide = pd.DataFrame(index=pd.DatetimeIndex([], tz="UTC", name="Time"))
     else:
-        events["t"] = events["t"].dt.floor(freq)
         steps = events.groupby(["t", "s"])["d"].sum().unstack(fill_value=0)
         full = pd.date_range(steps.index.min(), steps.index.max(), freq=freq, name="Time")
         wide = steps.reindex(full, fill_value=0).cumsum().astype("int64")
