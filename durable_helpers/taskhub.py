@@ -159,7 +159,7 @@ class TaskHub:
             raise missing_service_error(self.account, "BlobEndpoint", "reading large payloads")
         try:
             with _storage_errors(self.account):
-                return self._blobs.download_blob(name).readall()
+                return scan.DEFAULT_BACKOFF.run(lambda: self._blobs.download_blob(name).readall())
         except ResourceNotFoundError:
             log.warning("large payload blob %s/%s is missing", self._blobs.container_name, name)
             return None
@@ -261,7 +261,11 @@ class TaskHub:
         check_instance_id(instance_id)
         key = schema.escape_partition_key(instance_id)
         try:
-            return self._call(lambda: self._instances.get_entity(key, schema.INSTANCE_ROW_KEY))
+            return self._call(
+                lambda: scan.DEFAULT_BACKOFF.run(
+                    lambda: self._instances.get_entity(key, schema.INSTANCE_ROW_KEY)
+                )
+            )
         except ResourceNotFoundError:
             return None
 

@@ -66,8 +66,8 @@ class ExportDB:
 
     Example:
         >>> db = ExportDB("exports/week-48")                            # doctest: +SKIP
-        >>> db.sql("SELECT count(*) FROM history").fetchone()           # doctest: +SKIP
-        (800000,)
+        >>> db.sql("SELECT count(*) FROM history").fetchall()           # doctest: +SKIP
+        [(800000,)]
     """
 
     def __init__(
@@ -132,7 +132,9 @@ class ExportDB:
 
     def _frame(self, kind: str, query: str) -> pd.DataFrame:
         """The rows of ``query`` (columns of the ``kind`` view) with the frames' dtypes."""
-        table = self.con.sql(query).to_arrow_table()
+        relation = self.con.sql(query)
+        fetch = getattr(relation, "to_arrow_table", None) or relation.arrow  # DuckDB 2 / 1.x
+        table = fetch()
         drop = [
             c for c in ("created_date", "filename", "file_row_number") if c in table.column_names
         ]
