@@ -2,7 +2,8 @@
 
 ``ExportDB(path)`` opens an export written by ``TaskHub.export`` (Hive-partitioned Parquet) in an
 embedded DuckDB, with two views, ``instances`` and ``history`` (columns as in docs/frames.md,
-decoded payloads as JSON text, plus ``created_date``), so any SQL works on it. Its methods give
+decoded payloads as JSON text, times as ``TIMESTAMPTZ_NS``: subtract them as
+``epoch_ns(a) - epoch_ns(b)``; plus ``created_date``), so any SQL works on it. Its methods give
 the same answers as the pandas analyses on the same rows, with the heavy part (scanning and
 grouping every history row) done by DuckDB and only small results in pandas:
 
@@ -139,6 +140,20 @@ class ExportDB:
             c for c in ("created_date", "filename", "file_row_number") if c in table.column_names
         ]
         return frame_from_arrow(table.drop_columns(drop), self._specs[kind])
+
+    def history_of(self, instance_ids: str | Sequence[str]) -> pd.DataFrame:
+        """The history rows of a few instances as a frame (docs/frames.md), in table order,
+        for the pandas analyses and plots (``analysis.compare``, ``plots.timeline``).
+
+        Example:
+            >>> analysis.compare(db.history_of("a"), db.history_of("b"))  # doctest: +SKIP
+        """
+        ids = [instance_ids] if isinstance(instance_ids, str) else list(instance_ids)
+        if not ids:
+            return frames.history_frame([])
+        query = f"""SELECT * FROM _history_ordered WHERE InstanceId IN ({_list(ids)})
+                    ORDER BY filename, file_row_number"""
+        return in_table_order(self._frame("history", query))
 
     # -------------------------------------------------------------------------- analyses
 

@@ -18,6 +18,7 @@ EXPECTED = [
     "04_investigation",
     "05_management",
     "06_your_task_hub",
+    "09_big_task_hubs",
 ]
 COMMITTED = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
 
