@@ -214,7 +214,8 @@ def main() -> None:
         with_load = (pandas["seconds"] + pandas["load_seconds"]) / engine["seconds"]
         print(f"   ratio pandas/DuckDB time {pandas['seconds'] / engine['seconds']:5.2f}x, "
               f"with the load {with_load:5.2f}x; "
-              f"memory {pandas['peak_mb'] / engine['peak_mb']:5.2f}x; same P95s: {same}")  # fmt: skip
+              f"memory {pandas['peak_mb'] / engine['peak_mb']:5.2f}x; "
+              f"same P95s: {same}")  # fmt: skip
 
 
 if __name__ == "__main__":
