@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import subprocess
 import sys
@@ -37,12 +36,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_reader import _delay_proxy, timed
+from bench_reader import delay_proxy, timed
 
 from durable_helpers import frames, schema
 from durable_helpers.local.azurite import Azurite
 from durable_helpers.local.ports import free_ports
-from durable_helpers.storage import StorageAccount, azurite_connection_string
+from durable_helpers.storage import StorageAccount
 from durable_helpers.synthetic import write_synthetic_hub
 from durable_helpers.taskhub import TaskHub
 
@@ -158,22 +157,7 @@ def main() -> None:
               f"in {time.perf_counter() - t:.0f} s (Azurite {azurite.ports}, "
               f"{os.cpu_count()} CPUs)")  # fmt: skip
 
-        (proxy_port,) = free_ports(1)
-        context = multiprocessing.get_context("fork")
-        ready = context.Event()
-        blob, queue, table_port = azurite.ports
-        proxy = context.Process(
-            target=_delay_proxy,
-            args=(proxy_port, table_port, args.latency_ms / 1000, ready),
-            daemon=True,
-        )
-        proxy.start()
-        try:
-            if not ready.wait(10):
-                raise RuntimeError("the delay proxy did not start")
-            delayed = azurite_connection_string(
-                blob_port=blob, queue_port=queue, table_port=proxy_port
-            )
+        with delay_proxy(azurite, args.latency_ms) as delayed:
             print(f"\n1. instances() of the whole hub, best of {args.repeat}:")
             scans(azurite.connection_string, "straight to Azurite", args.workers, args.repeat)
             ratio = scans(delayed, f"SIMULATED {args.latency_ms:g} ms per request",
@@ -187,9 +171,6 @@ def main() -> None:
             ratio = histories(delayed, sample, args.workers)
             print(f"   speed-up                          {ratio:7.2f}x "
                   f"(target >= 6x: {'met' if ratio >= 6 else 'NOT met'})")  # fmt: skip
-        finally:
-            proxy.terminate()
-            proxy.join(5)
 
         path = str(Path(tmp) / "export")
         exported = child(EXPORT.format(connection=azurite.connection_string, hub=HUB, path=path))

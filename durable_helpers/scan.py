@@ -303,15 +303,15 @@ def scan(
     whole = KeyRange(low, high)
     pages = range_pages(table, query_filter, whole, backoff=backoff)
     first, token = next(pages)
-    if not token or not first:
-        return first + [row for page, _ in pages for row in page]
-    if workers == 1:
+    if not token or workers == 1:
         return first + [row for page, _ in pages for row in page]
     pages.close()
-    # Continuation tokens are opaque: resume right after the last row read instead.
-    last_key, last_row = first[-1]["PartitionKey"], first[-1].get("RowKey") or ""
-    ranges = key_ranges(last_key, high)
-    ranges[0] = KeyRange(last_key, ranges[0].high, after_row=last_row)
+    ranges = key_ranges(low, high)
+    if first:  # tokens are opaque: resume right after the last row read instead
+        last_key, last_row = first[-1]["PartitionKey"], first[-1].get("RowKey") or ""
+        ranges = [r for r in ranges if r.high is None or r.high > last_key]
+        ranges[0] = KeyRange(last_key, ranges[0].high, after_row=last_row)
+    # (an empty first page with a token, as Azure sends while it scans a filter: all ranges)
 
     def read(index: int) -> list[Any]:
         part = range_pages(table, query_filter, ranges[index], backoff=backoff)

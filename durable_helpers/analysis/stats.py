@@ -90,11 +90,34 @@ def latency(
         out[m] = gv[lo] + (gv[hi] - gv[lo]) * frac
         return out
 
+    quantiles = [quantile(q) for q in (0.5, 0.95, 0.99, 1.0)]
+    return latency_table(index, count, completed, failed, mean, quantiles)
+
+
+def latency_table(
+    index: pd.Index,
+    count: np.ndarray,
+    completed: np.ndarray,
+    failed: np.ndarray,
+    mean: np.ndarray,
+    quantiles: Sequence[np.ndarray],
+) -> pd.DataFrame:
+    """The output frame of `latency` from per-group numbers (durations in float seconds;
+    ``quantiles`` = P50, P95, P99, Max), sorted by P95 descending (ties keep ``index`` order).
+
+    Example:
+        >>> one = np.array([1])
+        >>> latency_table(pd.Index(["Hello"], name="Name"), one, one, one * 0,
+        ...               np.array([2.0]), [np.array([2.0])] * 4).loc["Hello", "P95"]
+        Timedelta('0 days 00:00:02')
+    """
+
     def seconds(values: np.ndarray) -> pd.Series:
         return pd.Series(pd.to_timedelta(values, unit="s"), index=index)
 
     with np.errstate(invalid="ignore", divide="ignore"):
         rate = failed / (completed + failed)
+    p50, p95, p99, top = quantiles
     out = pd.DataFrame(
         {
             "Count": pd.Series(count, index=index, dtype="int64"),
@@ -103,10 +126,10 @@ def latency(
             "Pending": count - completed - failed,
             "FailureRate": rate.astype(float),
             "Mean": seconds(mean),
-            "P50": seconds(quantile(0.5)),
-            "P95": seconds(quantile(0.95)),
-            "P99": seconds(quantile(0.99)),
-            "Max": seconds(quantile(1.0)),
+            "P50": seconds(p50),
+            "P95": seconds(p95),
+            "P99": seconds(p99),
+            "Max": seconds(top),
         },
         index=index,
     )

@@ -36,21 +36,15 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from durable_helpers import analysis, frames
-from durable_helpers.analysis._common import TERMINAL_STATUSES
-from durable_helpers.analysis.stats import LATENCY_COLUMNS, status_counts
+from durable_helpers.analysis._common import COMPLETION_KIND, SCHEDULED_KIND, TERMINAL_STATUSES
+from durable_helpers.analysis.stats import latency_table, status_counts
 from durable_helpers.export import export_files, in_table_order
 from durable_helpers.snapshot import column_specs, frame_from_arrow, frame_to_arrow
 
 #: Scheduled and completion events per call kind, as ``analysis.calls`` pairs them.
-_SCHEDULED = {
-    "activity": "TaskScheduled",
-    "suborchestration": "SubOrchestrationInstanceCreated",
-    "timer": "TimerCreated",
-}
+_SCHEDULED = {kind: event for event, kind in SCHEDULED_KIND.items()}
 _COMPLETED = {
-    "activity": ("TaskCompleted", "TaskFailed"),
-    "suborchestration": ("SubOrchestrationInstanceCompleted", "SubOrchestrationInstanceFailed"),
-    "timer": ("TimerFired", None),
+    kind: [event for event, (k, _) in COMPLETION_KIND.items() if k == kind] for kind in _SCHEDULED
 }
 _FAILED_EVENTS = ("TaskFailed", "SubOrchestrationInstanceFailed")
 
@@ -217,30 +211,7 @@ class ExportDB:
             dtype=float,
         ).reshape(len(raw), 4)
         mean = pd.to_numeric(raw["mean"], errors="coerce").to_numpy(dtype=float)
-
-        def seconds(values: np.ndarray) -> pd.Series:
-            return pd.Series(pd.to_timedelta(values, unit="s"), index=index)
-
-        with np.errstate(invalid="ignore", divide="ignore"):
-            rate = failed / (completed + failed)
-        out = pd.DataFrame(
-            {
-                "Count": pd.Series(count, index=index, dtype="int64"),
-                "Completed": completed,
-                "Failed": failed,
-                "Pending": count - completed - failed,
-                "FailureRate": rate.astype(float),
-                "Mean": seconds(mean),
-                "P50": seconds(q[:, 0]),
-                "P95": seconds(q[:, 1]),
-                "P99": seconds(q[:, 2]),
-                "Max": seconds(q[:, 3]),
-            },
-            index=index,
-        )
-        return out[LATENCY_COLUMNS].sort_values(
-            "P95", ascending=False, na_position="last", kind="stable"
-        )
+        return latency_table(index, count, completed, failed, mean, [q[:, i] for i in range(4)])
 
     def failures(self) -> pd.DataFrame:
         """``analysis.failures(instances, history)``: DuckDB picks the failed instances and the
