@@ -52,9 +52,12 @@ ENTITIES_OUT = "PartitionKey lt '@' or PartitionKey ge 'A'"
 CHILD = """
 import json, resource, sys, time
 sys.path.insert(0, {root!r})
-start_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def hwm():  # VmHWM: peak RSS of this process (ru_maxrss keeps the parent's across exec)
+    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM"))
+import pandas, pyarrow.parquet, durable_helpers.taskhub, durable_helpers.export
+start_rss = hwm()  # after the imports every child needs
 {body}
-print(json.dumps({{"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+print(json.dumps({{"peak_mb": hwm() / 1024,
                   "start_mb": start_rss / 1024, **out}}))
 """
 
@@ -147,7 +150,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with (
-        Azurite(ports=free_ports(3), in_memory=True) as azurite,
+        Azurite(ports=free_ports(3), in_memory=True, stop_with_parent=True) as azurite,
         tempfile.TemporaryDirectory(prefix="bench-big-hubs-") as tmp,
     ):
         account = StorageAccount.from_connection(azurite.connection_string)
@@ -179,7 +182,7 @@ def main() -> None:
         print(f"   {exported['instances']} instances, {exported['rows']} history rows, "
               f"{exported['files']} files in {exported['seconds']:.1f} s "
               f"= {per_second:,.0f} rows/s")  # fmt: skip
-        print(f"   peak memory {exported['peak_mb']:.0f} MB (the interpreter alone: "
+        print(f"   peak memory {exported['peak_mb']:.0f} MB (after its imports: "
               f"{exported['start_mb']:.0f} MB) (target < 500 MB: "
               f"{'met' if exported['peak_mb'] < 500 else 'NOT met'})")  # fmt: skip
 

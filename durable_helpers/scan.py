@@ -131,6 +131,30 @@ def key_ranges(
     return [KeyRange(a, b) for a, b in pairwise(bounds)]
 
 
+_HEX_LOWER = frozenset("0123456789abcdef")
+_HEX_UPPER = frozenset("0123456789ABCDEF")
+
+
+def split_points_for(rows: Sequence[Any], prefix: str = "") -> str:
+    """The split points for keys like those of ``rows`` (entities) after ``prefix``: the 16
+    hex digits when they look like GUIDs/hex ids (the Durable Functions default), else all of
+    :data:`SPLIT_POINTS`. Either way the ranges cover every key; this only decides how evenly.
+
+    Example:
+        >>> split_points_for([{"PartitionKey": "0a3f9e21"}, {"PartitionKey": "0b77c0de"}])
+        '0123456789abcdef'
+    """
+    chars: set[str] = set()
+    for row in rows:
+        key = row.get("PartitionKey") or ""
+        chars.update(key[len(prefix) : len(prefix) + 8] if key.startswith(prefix) else "?")
+    if chars and chars <= _HEX_LOWER:
+        return "0123456789abcdef"
+    if chars and chars <= _HEX_UPPER:
+        return "0123456789ABCDEF"
+    return SPLIT_POINTS
+
+
 # ------------------------------------------------------------------------------------ retries
 
 
@@ -306,7 +330,7 @@ def scan(
     if not token or workers == 1:
         return first + [row for page, _ in pages for row in page]
     pages.close()
-    ranges = key_ranges(low, high)
+    ranges = key_ranges(low, high, split_points=split_points_for(first, low or ""))
     if first:  # tokens are opaque: resume right after the last row read instead
         last_key, last_row = first[-1]["PartitionKey"], first[-1].get("RowKey") or ""
         ranges = [r for r in ranges if r.high is None or r.high > last_key]
