@@ -15,9 +15,10 @@ renamed, so a file is either whole or absent.
 
 **Memory bound**: at most ``streams`` chunks are held at once (``streams`` = ranges read at the
 same time), so about ``streams x chunk_rows`` history rows with their instances, plus one page
-(1,000 rows) per stream. With the defaults (``max_workers=16``: 16 streams when histories are
-read as range scans, 2 with point reads; ``chunk_rows=10,000``) that is at most 160,000 rows;
-bench/bench_big_hubs.py measures the peak on a 50,000-instance hub.
+(1,000 rows) per stream. With the defaults (8 streams when histories are read as range scans,
+2 with point reads; ``chunk_rows=5,000``) that is at most 40,000 rows in flight, about 3 KB
+each as entities and frames (measured), so about 120 MB over the interpreter's own;
+bench/bench_big_hubs.py measures the peak.
 
 **Resuming**: an export that was interrupted (Ctrl-C, kill -9) and is started again with the same
 arguments continues after the last recorded chunk of every range: recorded chunks are not read
@@ -62,7 +63,9 @@ PARTITION = "created_date"
 NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 FORMAT = 1
 DEFAULT_CHUNK_SIZE = 1000
-DEFAULT_CHUNK_ROWS = 10_000
+DEFAULT_CHUNK_ROWS = 5_000
+#: Ranges read at the same time when histories are read as range scans.
+SCAN_STREAMS = 8
 
 
 class ExportFolderError(ValueError):
@@ -292,7 +295,7 @@ def export_hub(
     state, resumed = _State.open(folder, params, ranges, overwrite)
     _clean_unrecorded(folder, state, len(ranges))
     run = _Run(hub, folder, state, ranges, wanted, execution, chunk_size, chunk_rows)
-    streams = workers if history_reads == "scan" else min(2, workers)
+    streams = min(SCAN_STREAMS, workers) if history_reads == "scan" else min(2, workers)
     run.point_workers = max(1, workers // streams)
     todo = [i for i in range(len(ranges)) if not state.progress(i)["done"]]
     bar = None
