@@ -28,6 +28,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
@@ -221,24 +222,32 @@ def main() -> None:
             latency_section(azurite, ids, args)
 
 
-def latency_section(azurite: Azurite, ids: list[str], args: argparse.Namespace) -> None:
-    """Section 3: the comparison of section 2 with a simulated network delay per request."""
+@contextlib.contextmanager
+def delay_proxy(azurite: Azurite, latency_ms: float) -> Iterator[str]:
+    """A connection string whose table endpoint is a proxy delaying each request (a child
+    process forwarding to ``azurite``'s table port), for as long as the block runs."""
     (proxy_port,) = free_ports(1)
     context = multiprocessing.get_context("fork")
     ready = context.Event()
     blob, queue, table_port = azurite.ports
     proxy = context.Process(
         target=_delay_proxy,
-        args=(proxy_port, table_port, args.latency_ms / 1000, ready),
+        args=(proxy_port, table_port, latency_ms / 1000, ready),
         daemon=True,
     )
     proxy.start()
     try:
         if not ready.wait(10):
             raise RuntimeError("the delay proxy did not start")
-        connection = azurite_connection_string(
-            blob_port=blob, queue_port=queue, table_port=proxy_port
-        )
+        yield azurite_connection_string(blob_port=blob, queue_port=queue, table_port=proxy_port)
+    finally:
+        proxy.terminate()
+        proxy.join(5)
+
+
+def latency_section(azurite: Azurite, ids: list[str], args: argparse.Namespace) -> None:
+    """Section 3: the comparison of section 2 with a simulated network delay per request."""
+    with delay_proxy(azurite, args.latency_ms) as connection:
         hub = TaskHub(connection, hub=HUB)
         table = StorageAccount.from_connection(connection).tables.get_table_client(
             hub.names.history_table
@@ -264,9 +273,6 @@ def latency_section(azurite: Azurite, ids: list[str], args: argparse.Namespace) 
         print(f"   TaskHub.histories() ({args.workers} workers) {best_par:7.2f} s")
         print(f"   speed-up                        {speedup:7.2f}x (target >= 3x: "
               f"{'met' if speedup >= 3 else 'NOT met'})")  # fmt: skip
-    finally:
-        proxy.terminate()
-        proxy.join(5)
 
 
 if __name__ == "__main__":

@@ -69,6 +69,19 @@ def load_snapshot(path: str | Path) -> Snapshot:
 
 
 def _write(frame: pd.DataFrame, file: Path) -> None:
+    pq.write_table(frame_to_arrow(frame), file)
+
+
+def frame_to_arrow(frame: pd.DataFrame) -> pa.Table:
+    """A frame as an Arrow table that :func:`frame_from_arrow` turns back into the same frame.
+
+    Object columns become JSON text; each column's dtype goes into the schema's metadata.
+
+    Example:
+        >>> frame = pd.DataFrame({"a": pd.array([1, None], dtype="Int32")})
+        >>> frame_from_arrow(frame_to_arrow(frame)).dtypes.to_dict()
+        {'a': Int32Dtype()}
+    """
     frame = frame.reset_index(drop=True)
     columns: list[dict[str, Any]] = []
     data: dict[str, Any] = {}
@@ -101,20 +114,47 @@ def _write(frame: pd.DataFrame, file: Path) -> None:
         "rows": len(frame),
         "columns_dtype": str(frame.columns.dtype),
     }
-    table = table.replace_schema_metadata({_META_KEY: json.dumps(meta).encode()})
-    pq.write_table(table, file)
+    return table.replace_schema_metadata({_META_KEY: json.dumps(meta).encode()})
 
 
 def _read(file: Path) -> pd.DataFrame:
     table = pq.read_table(file)
-    raw = (table.schema.metadata or {}).get(_META_KEY)
-    if raw is None:
+    if column_specs(table.schema) is None:
         raise ValueError(f"{file} was not written by durable_helpers.save_snapshot")
-    meta = json.loads(raw)
+    return frame_from_arrow(table)
+
+
+def column_specs(schema: pa.Schema) -> dict[str, Any] | None:
+    """The dtype record :func:`frame_to_arrow` put in ``schema`` (None if there is none).
+
+    Example:
+        >>> column_specs(frame_to_arrow(pd.DataFrame({"a": [1]})).schema)["columns"]
+        [{'name': 'a', 'dtype': 'int64'}]
+    """
+    raw = (schema.metadata or {}).get(_META_KEY)
+    return None if raw is None else json.loads(raw)
+
+
+def frame_from_arrow(table: pa.Table, specs: dict[str, Any] | None = None) -> pd.DataFrame:
+    """The frame :func:`frame_to_arrow` wrote, dtypes restored from ``specs`` (default: the
+    table's own metadata). Columns without a spec are converted as Arrow converts them.
+
+    Example:
+        >>> frame_from_arrow(frame_to_arrow(pd.DataFrame({"a": ["x"]}))).a.tolist()
+        ['x']
+    """
+    meta = specs if specs is not None else column_specs(table.schema)
+    if meta is None:
+        return table.to_pandas()
+    known = {spec["name"]: spec for spec in meta["columns"]}
+    ordered = [known.get(n, {"name": n}) for n in table.column_names]
     out: dict[str, pd.Series] = {}
-    for spec in meta["columns"]:
+    for spec in ordered:
         name = spec["name"]
         col = table.column(name)
+        if "dtype" not in spec:
+            out[name] = col.to_pandas()
+            continue
         if spec.get("json"):
             values = [None if v is None else json.loads(v) for v in col.to_pylist()]
             out[name] = pd.Series(values, dtype=object)
@@ -125,8 +165,8 @@ def _read(file: Path) -> pd.DataFrame:
             dtype = pd.StringDtype(spec["storage"]) if "storage" in spec else spec["dtype"]
             out[name] = col.to_pandas().astype(dtype)
     frame = pd.DataFrame(out)
-    if not meta["columns"]:
-        frame = pd.DataFrame(index=pd.RangeIndex(meta["rows"]))
+    if not table.column_names:
+        frame = pd.DataFrame(index=pd.RangeIndex(table.num_rows))
     if "columns_dtype" in meta:  # object vs str column labels (pandas 3 infers str)
         frame.columns = pd.Index(list(frame.columns), dtype=meta["columns_dtype"])
     return frame

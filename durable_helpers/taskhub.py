@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from typing import Any, Literal
 
@@ -25,7 +24,7 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
-from durable_helpers import entity_frames, frames, schema
+from durable_helpers import entity_frames, frames, scan, schema
 from durable_helpers.instance_filters import InstanceFilter, as_list, check_instance_id
 from durable_helpers.instance_filters import instance_ids as distinct_ids
 from durable_helpers.storage import (
@@ -59,6 +58,8 @@ class TaskHub:
     with ``credential`` (e.g. ``DefaultAzureCredential()``); None means the ``AzureWebJobsStorage``
     environment variable, else the local Azurite. ``client_options`` go to the Azure SDK clients
     (e.g. ``read_timeout=300`` on a slow network). Nothing is read until a method is called.
+    Big reads run on a bounded thread pool (``max_workers``, see ``durable_helpers.scan``) and
+    retry throttled requests with backoff.
 
     Example:
         >>> hub = TaskHub("UseDevelopmentStorage=true", hub="MyHub")
@@ -76,7 +77,7 @@ class TaskHub:
     ) -> None:
         self.names = schema.hub_names(hub)
         self.account = StorageAccount.from_connection(
-            connection, credential=credential, **client_options
+            connection, credential=credential, **scan.with_pooled_transport(client_options)
         )
         self._history = self.account.tables.get_table_client(self.names.history_table)
         self._instances = self.account.tables.get_table_client(self.names.instances_table)
@@ -145,16 +146,11 @@ class TaskHub:
         page_size: int | None = None,
         first_page_only: bool = False,
     ) -> list[Any]:
-        def run() -> list[Any]:
-            if query_filter:
-                pages = table.query_entities(query_filter, results_per_page=page_size)
-            else:
-                pages = table.list_entities(results_per_page=page_size)
-            if first_page_only:
-                return list(next(pages.by_page(), []))
-            return list(pages)  # the SDK follows continuation tokens while iterating
-
-        return self._call(run)
+        return self._call(
+            lambda: scan.query(
+                table, query_filter, page_size=page_size, first_page_only=first_page_only
+            )
+        )
 
     # ---------------------------------------------------------------------------- blobs
 
@@ -163,7 +159,7 @@ class TaskHub:
             raise missing_service_error(self.account, "BlobEndpoint", "reading large payloads")
         try:
             with _storage_errors(self.account):
-                return self._blobs.download_blob(name).readall()
+                return scan.DEFAULT_BACKOFF.run(lambda: self._blobs.download_blob(name).readall())
         except ResourceNotFoundError:
             log.warning("large payload blob %s/%s is missing", self._blobs.container_name, name)
             return None
@@ -186,6 +182,7 @@ class TaskHub:
         *,
         include_entities: bool = False,
         fetch_large_payloads: bool = True,
+        max_workers: int = scan.DEFAULT_MAX_WORKERS,
     ) -> pd.DataFrame:
         """The Instances table as a frame (docs/frames.md), filtered on the server.
 
@@ -194,7 +191,9 @@ class TaskHub:
         ``instance_id_prefix`` is a PartitionKey range; ``limit`` stops after that many rows.
         Durable entities (ids starting with ``@``) are left out unless ``include_entities``;
         :meth:`entities` gives them as entities (state decoded, lock holder, backlog).
-        Every value is escaped into the OData filter; continuation pages are followed.
+        Every value is escaped into the OData filter; continuation pages are followed. A table
+        of more than one page is read as PartitionKey ranges by ``max_workers`` threads
+        (``durable_helpers.scan.scan``: same rows, same order); with ``limit``, page by page.
 
         Example:
             >>> hub.instances(status=["Running", "Pending"], limit=100)  # doctest: +SKIP
@@ -224,8 +223,18 @@ class TaskHub:
         if not include_entities:
             conditions.append(schema.NOT_ENTITIES_FILTER)
         query_filter = " and ".join(f"({c})" for c in conditions)
-        page = min(wanted.limit, 1000) if wanted.limit else None
-        entities: Iterator[Any] = iter(self._query(self._instances, query_filter, page_size=page))
+        entities: Iterator[Any]
+        if wanted.limit is None:
+            low, high = bounds or (None, None)
+            found = self._call(
+                lambda: scan.scan(
+                    self._instances, query_filter, low=low, high=high, max_workers=max_workers
+                )
+            )
+            entities = iter(found)
+        else:
+            page = min(wanted.limit, scan.PAGE_SIZE)
+            entities = iter(self._query(self._instances, query_filter, page_size=page))
         if wanted.id_prefix:  # the range is exact for escaped keys; double-check on the id
             entities = (
                 e for e in entities if schema.instance_id_of(e).startswith(wanted.id_prefix)
@@ -253,7 +262,11 @@ class TaskHub:
         check_instance_id(instance_id)
         key = schema.escape_partition_key(instance_id)
         try:
-            return self._call(lambda: self._instances.get_entity(key, schema.INSTANCE_ROW_KEY))
+            return self._call(
+                lambda: scan.DEFAULT_BACKOFF.run(
+                    lambda: self._instances.get_entity(key, schema.INSTANCE_ROW_KEY)
+                )
+            )
         except ResourceNotFoundError:
             return None
 
@@ -365,7 +378,7 @@ class TaskHub:
         ids: str | Iterable[str],
         *,
         execution: Literal["current", "all"] | str = "current",
-        max_workers: int = 8,
+        max_workers: int = scan.DEFAULT_MAX_WORKERS,
         progress: bool | None = None,
         missing: Literal["raise", "skip"] = "raise",
     ) -> pd.DataFrame:
@@ -392,14 +405,12 @@ class TaskHub:
                 log.warning("instance %r not found; skipped", instance_id)
                 return []
 
-        results: list[list[Any]] = []
-        with ThreadPoolExecutor(max_workers=max(1, int(max_workers))) as pool:
-            mapped = pool.map(read, unique)
-            if show:
-                from tqdm.auto import tqdm
+        mapped: Iterable[list[Any]] = scan.bounded_map(read, unique, max_workers=max_workers)
+        if show:
+            from tqdm.auto import tqdm
 
-                mapped = tqdm(mapped, total=len(unique), desc=f"{self.hub} histories", unit="inst")
-            results.extend(mapped)
+            mapped = tqdm(mapped, total=len(unique), desc=f"{self.hub} histories", unit="inst")
+        results = list(mapped)
         return frames.history_frame(e for rows in results for e in rows)
 
     # ---------------------------------------------------------------------------- queues
@@ -477,7 +488,7 @@ class TaskHub:
         *,
         instance_ids: str | Iterable[str] | None = None,
         execution: Literal["current", "all"] | str = "current",
-        max_workers: int = 8,
+        max_workers: int = scan.DEFAULT_MAX_WORKERS,
         **instance_filters: Any,
     ) -> Any:
         """Save instances (filtered like :meth:`instances`) and their histories for offline use.
@@ -500,6 +511,40 @@ class TaskHub:
             missing="skip",
         )
         return save_snapshot(path, instances=instances, histories=histories)
+
+    def export(
+        self,
+        path: Any,
+        *,
+        status: str | Iterable[str] | None = None,
+        name: str | Iterable[str] | None = None,
+        created_from: Any = None,
+        created_to: Any = None,
+        instance_id_prefix: str | None = None,
+        **options: Any,
+    ) -> Any:
+        """Export instances (filtered like :meth:`instances`) and their histories to
+        Hive-partitioned Parquet (by created date): in chunks with bounded memory, resumable
+        after an interruption, with a progress bar. Read it with DuckDB, Dask or ``load_export``.
+
+        Delegates to ``durable_helpers.export.export_hub`` (its ``options``: execution,
+        history_reads, chunk_size, chunk_rows, max_workers, progress, overwrite).
+
+        Example:
+            >>> hub.export("exports/week-48", created_from="2026-11-23")  # doctest: +SKIP
+        """
+        from durable_helpers.export import export_hub
+
+        return export_hub(
+            self,
+            path,
+            status=status,
+            name=name,
+            created_from=created_from,
+            created_to=created_to,
+            instance_id_prefix=instance_id_prefix,
+            **options,
+        )
 
 
 def select_execution(

@@ -90,11 +90,34 @@ def latency(
         out[m] = gv[lo] + (gv[hi] - gv[lo]) * frac
         return out
 
+    quantiles = [quantile(q) for q in (0.5, 0.95, 0.99, 1.0)]
+    return latency_table(index, count, completed, failed, mean, quantiles)
+
+
+def latency_table(
+    index: pd.Index,
+    count: np.ndarray,
+    completed: np.ndarray,
+    failed: np.ndarray,
+    mean: np.ndarray,
+    quantiles: Sequence[np.ndarray],
+) -> pd.DataFrame:
+    """The output frame of `latency` from per-group numbers (durations in float seconds;
+    ``quantiles`` = P50, P95, P99, Max), sorted by P95 descending (ties keep ``index`` order).
+
+    Example:
+        >>> one = np.array([1])
+        >>> latency_table(pd.Index(["Hello"], name="Name"), one, one, one * 0,
+        ...               np.array([2.0]), [np.array([2.0])] * 4).loc["Hello", "P95"]
+        Timedelta('0 days 00:00:02')
+    """
+
     def seconds(values: np.ndarray) -> pd.Series:
         return pd.Series(pd.to_timedelta(values, unit="s"), index=index)
 
     with np.errstate(invalid="ignore", divide="ignore"):
         rate = failed / (completed + failed)
+    p50, p95, p99, top = quantiles
     out = pd.DataFrame(
         {
             "Count": pd.Series(count, index=index, dtype="int64"),
@@ -103,10 +126,10 @@ def latency(
             "Pending": count - completed - failed,
             "FailureRate": rate.astype(float),
             "Mean": seconds(mean),
-            "P50": seconds(quantile(0.5)),
-            "P95": seconds(quantile(0.95)),
-            "P99": seconds(quantile(0.99)),
-            "Max": seconds(quantile(1.0)),
+            "P50": seconds(p50),
+            "P95": seconds(p95),
+            "P99": seconds(p99),
+            "Max": seconds(top),
         },
         index=index,
     )
@@ -156,10 +179,27 @@ def status_over_time(
         ],
         ignore_index=True,
     ).dropna(subset=["t"])
+    if not events.empty:
+        events["t"] = events["t"].dt.floor(freq)
+    return status_counts(events, freq, tidy=tidy)
+
+
+def status_counts(events: pd.DataFrame, freq: str, *, tidy: bool = False) -> pd.DataFrame:
+    """The output of `status_over_time` from its status changes, already floored to ``freq``.
+
+    ``events`` has columns ``t`` (interval start, UTC), ``s`` (status) and ``d`` (+1 when an
+    instance enters that status, -1 when it leaves; rows with the same t and s may be summed
+    beforehand, which is how an engine hands them over).
+
+    Example:
+        >>> t = pd.Timestamp("2026-01-01", tz="UTC")
+        >>> changes = pd.DataFrame({"t": [t], "s": ["Running"], "d": [1]})
+        >>> status_counts(changes, "1min").Running.tolist()
+        [1]
+    """
     if events.empty:
         wide = pd.DataFrame(index=pd.DatetimeIndex([], tz="UTC", name="Time"))
     else:
-        events["t"] = events["t"].dt.floor(freq)
         steps = events.groupby(["t", "s"])["d"].sum().unstack(fill_value=0)
         full = pd.date_range(steps.index.min(), steps.index.max(), freq=freq, name="Time")
         wide = steps.reindex(full, fill_value=0).cumsum().astype("int64")

@@ -20,6 +20,7 @@ EXPECTED = [
     "06_your_task_hub",
     "07_entities",
     "08_safe_deployments",
+    "09_big_task_hubs",
 ]
 COMMITTED = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
 
