@@ -381,7 +381,7 @@ class _Run:
     def _history_rows(self, entities: list[Any]) -> list[Any]:
         if not entities:
             return []
-        from durable_helpers.taskhub import select_execution
+        from durable_helpers.executions import select_execution
 
         return [self.hub._inline(e) for e in select_execution(entities, self.execution)]
 

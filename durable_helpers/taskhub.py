@@ -9,7 +9,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Iterable, Iterator, Mapping
 from itertools import islice
@@ -17,22 +16,15 @@ from typing import Any, Literal
 
 import pandas as pd
 from azure.core.exceptions import (
-    ClientAuthenticationError,
-    HttpResponseError,
     ResourceNotFoundError,
-    ServiceRequestError,
-    ServiceResponseError,
 )
 
 from durable_helpers import entity_frames, frames, scan, schema
+from durable_helpers.executions import select_execution
 from durable_helpers.instance_filters import InstanceFilter, as_list, check_instance_id
 from durable_helpers.instance_filters import instance_ids as distinct_ids
-from durable_helpers.storage import (
-    StorageAccount,
-    StorageConfigurationError,
-    mask_secrets,
-    missing_service_error,
-)
+from durable_helpers.storage import StorageAccount, mask_secrets, missing_service_error
+from durable_helpers.storage_errors import error_code, storage_errors
 
 log = logging.getLogger(__name__)
 
@@ -131,10 +123,10 @@ class TaskHub:
     def _call(self, operation: Any) -> Any:
         """Run a storage call, turning SDK errors into errors that say what to do."""
         try:
-            with _storage_errors(self.account):
+            with storage_errors(self.account):
                 return operation()
         except ResourceNotFoundError as error:
-            if "TableNotFound" in _error_code(error) + str(error):
+            if "TableNotFound" in error_code(error) + str(error):
                 raise self._missing_hub() from None
             raise
 
@@ -158,7 +150,7 @@ class TaskHub:
         if self._blobs is None:
             raise missing_service_error(self.account, "BlobEndpoint", "reading large payloads")
         try:
-            with _storage_errors(self.account):
+            with storage_errors(self.account):
                 return scan.DEFAULT_BACKOFF.run(lambda: self._blobs.download_blob(name).readall())
         except ResourceNotFoundError:
             log.warning("large payload blob %s/%s is missing", self._blobs.container_name, name)
@@ -547,91 +539,8 @@ class TaskHub:
         )
 
 
-def select_execution(
-    entities: Iterable[Mapping[str, Any]], execution: str = "current"
-) -> list[Any]:
-    """Pick the History rows of one execution, as the provider reads them (sentinel dropped).
-
-    ``"current"``: the sentinel's ExecutionId (else the first row's); rows in RowKey order up to
-    the first row of another execution. ``"all"``: every row, older executions first, each in
-    RowKey order. Anything else: the rows of that execution id.
-
-    Example:
-        >>> rows = [{"RowKey": "0000000000000000", "ExecutionId": "new"},
-        ...         {"RowKey": "0000000000000001", "ExecutionId": "old"},
-        ...         {"RowKey": "sentinel", "ExecutionId": "new"}]
-        >>> [r["RowKey"] for r in select_execution(rows)]
-        ['0000000000000000']
-    """
-    sentinel = None
-    events = []
-    for entity in entities:
-        if schema.is_sentinel(entity):
-            sentinel = entity
-        else:
-            events.append(entity)
-    events.sort(key=lambda e: e.get("RowKey") or "")
-    if execution == "current":
-        current = (sentinel or (events[0] if events else {})).get("ExecutionId")
-        selected = []
-        for entity in events:
-            if entity.get("ExecutionId") != current:
-                break
-            selected.append(entity)
-        return selected
-    if execution == "all":
-        current = sentinel.get("ExecutionId") if sentinel else None
-        first_seen: dict[Any, Any] = {}
-        for entity in events:
-            stamp = schema.to_datetime(entity.get("_Timestamp"))
-            key = entity.get("ExecutionId")
-            if stamp is not None and (key not in first_seen or stamp < first_seen[key]):
-                first_seen[key] = stamp
-            first_seen.setdefault(key, None)
-        order = sorted(
-            first_seen,
-            key=lambda k: (k == current, first_seen[k] is None, first_seen[k] or 0),
-        )
-        rank = {k: i for i, k in enumerate(order)}
-        return sorted(events, key=lambda e: (rank[e.get("ExecutionId")], e.get("RowKey") or ""))
-    return [e for e in events if e.get("ExecutionId") == execution]
-
-
-def _error_code(error: Exception) -> str:
-    code = getattr(error, "error_code", None)
-    return str(getattr(code, "value", code) or "")
-
-
-@contextlib.contextmanager
-def _storage_errors(account: StorageAccount) -> Iterator[None]:
-    """Turn a rejected key/credential or an unreachable endpoint into StorageConfigurationError."""
-    try:
-        yield
-    except HttpResponseError as error:
-        if not isinstance(error, ClientAuthenticationError) and error.status_code != 403:
-            raise
-        raise StorageConfigurationError(
-            f"Storage account {account} rejected the request "
-            f"({_error_code(error) or error.status_code}: "
-            f"{mask_secrets(str(error).splitlines()[0])}). Check the AccountKey or SAS in the "
-            "connection string, or the credential's role (Storage Table Data Reader)."
-        ) from None
-    except ServiceRequestError as error:
-        raise StorageConfigurationError(
-            f"Cannot reach storage account {account}: {mask_secrets(str(error))}. "
-            "Check the endpoints in the connection string; for the local task hub run "
-            "'python -m durable_helpers.local up'."
-        ) from None
-    except ServiceResponseError as error:
-        raise StorageConfigurationError(
-            f"Storage account {account} did not answer in time: {mask_secrets(str(error))}. "
-            "Check that the endpoints in the connection string are storage endpoints; on a slow "
-            "network pass a longer read_timeout (seconds), e.g. TaskHub(..., read_timeout=300)."
-        ) from None
-
-
 def _hubs_of(account: StorageAccount) -> list[str]:
-    with _storage_errors(account):
+    with storage_errors(account):
         tables = {t.name for t in account.tables.list_tables()}
     found = []
     for table in tables:
