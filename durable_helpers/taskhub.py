@@ -23,6 +23,7 @@ from durable_helpers import entity_frames, frames, scan, schema
 from durable_helpers.executions import select_execution
 from durable_helpers.instance_filters import InstanceFilter, as_list, check_instance_id
 from durable_helpers.instance_filters import instance_ids as distinct_ids
+from durable_helpers.queue_depths import queue_depths
 from durable_helpers.storage import StorageAccount, mask_secrets, missing_service_error
 from durable_helpers.storage_errors import error_code, storage_errors
 
@@ -416,61 +417,14 @@ class TaskHub:
         Example:
             >>> hub.queues()[["Queue", "ApproximateMessageCount"]]  # doctest: +SKIP
         """
-        prefix = f"{self.names.lower}-"
         service = self.account.queues
         if service is None:
             raise missing_service_error(self.account, "QueueEndpoint", "listing the hub's queues")
-        names = self._call(lambda: [q.name for q in service.list_queues(name_starts_with=prefix)])
-        if not names:  # no queues: say so if the hub itself is missing
+
+        def confirm_hub() -> None:  # no queues: say so if the hub itself is missing
             self._query(self._instances, None, page_size=1, first_page_only=True)
-        control = {self.names.control_queue(i): i for i in range(schema.MAX_PARTITION_COUNT)}
-        rows = []
-        now = pd.Timestamp.now(tz="UTC")
-        for queue in sorted(names):
-            if queue == self.names.workitems_queue:
-                kind, partition = "workitems", None
-            elif queue in control:  # not e.g. a stray '-control-16' of someone else's
-                kind, partition = "control", control[queue]
-            else:
-                continue
-            client = service.get_queue_client(queue)
-            props = self._call(client.get_queue_properties)
-            peeked = self._call(lambda c=client: list(c.peek_messages(max_messages=1)))
-            oldest = pd.Timestamp(peeked[0].inserted_on) if peeked else pd.NaT
-            if oldest is not pd.NaT and oldest.tzinfo is None:
-                oldest = oldest.tz_localize("UTC")
-            rows.append(
-                {
-                    "Queue": queue,
-                    "Kind": kind,
-                    "Partition": partition,
-                    "ApproximateMessageCount": props.approximate_message_count,
-                    "OldestMessageTime": oldest,
-                }
-            )
-        frame = pd.DataFrame(
-            rows,
-            columns=[
-                "Queue",
-                "Kind",
-                "Partition",
-                "ApproximateMessageCount",
-                "OldestMessageTime",
-            ],
-        )
-        # All-empty queues give an all-NaT column that pandas reads as naive: make it UTC first.
-        frame["OldestMessageTime"] = pd.to_datetime(frame["OldestMessageTime"], utc=True)
-        frame["OldestMessageAge"] = now - frame["OldestMessageTime"]
-        return frame.astype(
-            {
-                "Queue": "string",
-                "Kind": "string",
-                "Partition": "Int32",
-                "ApproximateMessageCount": "Int64",
-                "OldestMessageTime": "datetime64[ns, UTC]",
-                "OldestMessageAge": "timedelta64[ns]",
-            }
-        )
+
+        return queue_depths(service, self.names, call=self._call, confirm_hub=confirm_hub)
 
     # ---------------------------------------------------------------------------- snapshot
 
