@@ -13,15 +13,16 @@ from google.protobuf import empty_pb2, wrappers_pb2
 
 from durable_helpers import schema
 from durable_helpers.local.sidecar.dispatcher import stream_work_items
-from durable_helpers.local.sidecar.engine import (
-    TERMINAL,
-    Engine,
-    EngineError,
-    _Snapshot,
-    sv,
-    ts,
-)
+from durable_helpers.local.sidecar.engine import Engine
 from durable_helpers.local.sidecar.rest import StorageUnreachableError
+from durable_helpers.local.sidecar.state import (
+    TERMINAL,
+    EngineError,
+    Inst,
+    Snapshot,
+    fill_from_row,
+    sv,
+)
 from durable_helpers.protocol_rows import STATUS_NAMES
 
 log = logging.getLogger("durable_helpers.local.sidecar")
@@ -148,9 +149,7 @@ class Servicer(stubs.TaskHubSidecarServiceServicer):
         return self._wait(request, context, lambda s: s.status in TERMINAL, "complete")
 
     def RaiseEvent(self, request, context):
-        ev = pb.HistoryEvent(
-            eventId=-1,
-            timestamp=ts(self.engine._now()),
+        ev = self.engine.new_event(
             eventRaised=pb.EventRaisedEvent(
                 name=request.name, input=request.input if request.HasField("input") else None
             ),
@@ -162,9 +161,7 @@ class Servicer(stubs.TaskHubSidecarServiceServicer):
         return pb.RaiseEventResponse()
 
     def TerminateInstance(self, request, context):
-        ev = pb.HistoryEvent(
-            eventId=-1,
-            timestamp=ts(self.engine._now()),
+        ev = self.engine.new_event(
             executionTerminated=pb.ExecutionTerminatedEvent(
                 input=request.output if request.HasField("output") else None,
                 recurse=request.recursive,
@@ -177,9 +174,7 @@ class Servicer(stubs.TaskHubSidecarServiceServicer):
         return pb.TerminateResponse()
 
     def SuspendInstance(self, request, context):
-        ev = pb.HistoryEvent(
-            eventId=-1,
-            timestamp=ts(self.engine._now()),
+        ev = self.engine.new_event(
             executionSuspended=pb.ExecutionSuspendedEvent(
                 input=request.reason if request.HasField("reason") else None
             ),
@@ -191,9 +186,7 @@ class Servicer(stubs.TaskHubSidecarServiceServicer):
         return pb.SuspendResponse()
 
     def ResumeInstance(self, request, context):
-        ev = pb.HistoryEvent(
-            eventId=-1,
-            timestamp=ts(self.engine._now()),
+        ev = self.engine.new_event(
             executionResumed=pb.ExecutionResumedEvent(
                 input=request.reason if request.HasField("reason") else None
             ),
@@ -303,14 +296,12 @@ class Servicer(stubs.TaskHubSidecarServiceServicer):
             if token is None:
                 return
 
-    def _row_snapshot(self, row: dict, payloads: bool) -> _Snapshot:
-        from durable_helpers.local.sidecar.engine import Inst
-
+    def _row_snapshot(self, row: dict, payloads: bool) -> Snapshot:
         inst = Inst(schema.unescape_partition_key(row["PartitionKey"]))
         if payloads:
             row = self.engine.store.resolve_instance_payloads(row)
-        self.engine._fill_from_row(inst, row)
-        return _Snapshot.of(inst)
+        fill_from_row(inst, row)
+        return Snapshot.of(inst)
 
     def QueryInstances(self, request, context):
         q = request.query

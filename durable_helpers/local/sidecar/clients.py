@@ -1,0 +1,291 @@
+"""Client operations: start, query, wait for, send events to, purge, and read instances.
+
+Owns what the client RPCs do to the hub (the servicer calls them through ``Engine``): starting
+an instance (a fast path that inserts the Pending row, and the reuse-policy path that replaces
+a finished one), reading an instance's state (memory first, else its Instances row), waiting
+for a condition on it, queueing an event for it (raise, terminate, suspend, resume), purging a
+finished instance (recursively) and reading its history. Every change is journaled before it is
+acknowledged. Rewinding is in :mod:`~.rewind`; a new kind of client request (entities: signal,
+get, query, clean) is a new part beside this one, reached from a new ``Engine`` method.
+
+May call: the inbox, work items (tokens of a replaced instance), :mod:`~.checkpoint`, the store
+and the journal. Each method takes the lock itself for its in-memory steps, never across I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import durabletask.internal.orchestrator_service_pb2 as pb
+
+from durable_helpers import schema
+from durable_helpers.local.sidecar.checkpoint import (
+    apply_ops_with_retries,
+    instance_op,
+    instance_row,
+)
+from durable_helpers.local.sidecar.state import (
+    TERMINAL,
+    UTC,
+    EngineError,
+    Inst,
+    NewState,
+    OMsg,
+    Snapshot,
+    fill_from_row,
+    sv,
+    ts,
+)
+from durable_helpers.local.sidecar.store import wire
+from durable_helpers.protocol_rows import STATUS_NAMES, columns_to_event
+
+if TYPE_CHECKING:
+    from durable_helpers.local.sidecar.engine import Engine
+
+log = logging.getLogger("durable_helpers.local.sidecar")
+
+#: The longest instance id (as Durable Functions).
+MAX_INSTANCE_ID = 256
+
+
+class Clients:
+    """The client operations of the hub (each takes the lock itself)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def instance_state(self, instance_id: str) -> Snapshot | None:
+        """The current state of an instance (memory first, else its Instances row)."""
+        engine = self.engine
+        with engine.lock:
+            inst = engine.inbox.active.get(instance_id)
+            if inst is not None and inst.loaded:
+                return Snapshot.of(inst)
+        row = engine.store.get_instance_row(instance_id)
+        if row is None:
+            return None
+        snap = Inst(instance_id)
+        fill_from_row(snap, row)
+        return Snapshot.of(snap)
+
+    def wait_for(
+        self, instance_id: str, predicate: Callable[[Snapshot], bool], timeout: float | None
+    ) -> Snapshot | None:
+        """Wait until ``predicate(snapshot)``; None if the instance does not exist.
+
+        Raises TimeoutError when ``timeout`` seconds pass first.
+        """
+        engine = self.engine
+        deadline = time.monotonic() + (timeout if timeout is not None else 3600.0)
+        while True:
+            with engine.lock:
+                inst = engine.inbox.active.get(instance_id)
+                if inst is not None and inst.loaded and not inst.unknown:
+                    snap = Snapshot.of(inst)
+                    if predicate(snap):
+                        return snap
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise TimeoutError(instance_id)
+                    engine.cv.wait(min(remaining, 0.5))
+                    continue
+            snap = self.instance_state(instance_id)
+            if snap is None or predicate(snap):
+                return snap
+            if time.monotonic() >= deadline:
+                raise TimeoutError(instance_id)
+            time.sleep(0.05)
+
+    def start_instance(self, req: pb.CreateInstanceRequest) -> str:
+        """Start an instance durably; returns its id (EngineError for a bad or taken id)."""
+        engine = self.engine
+        instance_id = req.instanceId or uuid.uuid4().hex
+        if not instance_id or len(instance_id) > MAX_INSTANCE_ID:
+            raise EngineError("INVALID_ARGUMENT", "An instance id must have 1 to 256 characters.")
+        if instance_id.startswith("@"):  # as Durable Functions: '@name@key' is an entity's id
+            raise EngineError(
+                "INVALID_ARGUMENT",
+                f"Orchestration instance ids must not start with '@' ({instance_id!r}): that "
+                "form is reserved for durable entities. Choose another id.",
+            )
+        with engine.lock:
+            known = instance_id in engine.inbox.active
+        if not known and self._start_new(req, instance_id):
+            return instance_id
+        existing = self.instance_state(instance_id)
+        generation = 0
+        if existing is not None:
+            replaceable = set(req.orchestrationIdReusePolicy.replaceableStatus)
+            if existing.status not in replaceable:
+                raise EngineError(
+                    "ALREADY_EXISTS",
+                    f"An orchestration with instance id {instance_id!r} already exists "
+                    f"({STATUS_NAMES.get(existing.status)}); pass a reuse policy to replace it.",
+                )
+            generation = existing.generation + 1
+        msg, st, row, blobs = self._start_parts(req, instance_id, generation)
+        engine.store.upload_blobs(blobs)
+        ops = [instance_op(row)]
+        journal = engine.store.journal
+        journal.begin()
+        try:
+            with engine.lock:
+                old = engine.inbox.active.get(instance_id)
+                if old is not None and old.in_flight is not None and existing is not None:
+                    engine.work.forget_tokens(old.in_flight.tokens)
+            journal.append(
+                {
+                    "m": [msg.record()],
+                    "ops": ops,
+                    **({"a": [m.id for m in old.inbox]} if old else {}),
+                }
+            )
+            apply_ops_with_retries(engine.store, ops)
+            with engine.lock:
+                self._activate(st, msg)
+                engine.cv.notify_all()
+        finally:
+            journal.done()
+        log.info("started %s %r", req.name, instance_id)
+        return instance_id
+
+    def _start_new(self, req: pb.CreateInstanceRequest, instance_id: str) -> bool:
+        """Fast path: journal the start, then insert the Pending row (fails if it exists)."""
+        engine = self.engine
+        msg, st, row, blobs = self._start_parts(req, instance_id, 0)
+        engine.store.upload_blobs(blobs)
+        op = {"t": "i", "pk": row["PartitionKey"], "e": wire(row), "ins": 1}
+        journal = engine.store.journal
+        journal.begin()
+        try:
+            journal.append({"m": [msg.record()], "ops": [op]})
+            created = engine.store.insert_instance_row(op["e"])
+            if not created:
+                journal.append({"a": [msg.id]}, wait=False)  # cancel: the id is taken
+                return False
+            with engine.lock:
+                self._activate(st, msg)
+        finally:
+            journal.done()
+        log.debug("started %s %r", req.name, instance_id)
+        return True
+
+    def _activate(self, st: NewState, msg: OMsg) -> None:
+        """A durable start: the instance is live with its ExecutionStarted (lock held)."""
+        inbox = self.engine.inbox
+        inbox.finished.pop(msg.instance_id, None)
+        inst = Inst(msg.instance_id)
+        st.store_into(inst)
+        inbox.active[msg.instance_id] = inst
+        inbox.deliver(msg)
+
+    def _start_parts(self, req: pb.CreateInstanceRequest, instance_id: str, generation: int):
+        """A start's ExecutionStarted message, state, Instances row and blobs."""
+        engine = self.engine
+        now = engine.now()
+        start_at = (
+            req.scheduledStartTimestamp.ToDatetime(tzinfo=UTC)
+            if req.HasField("scheduledStartTimestamp")
+            else None
+        )
+        exec_id = engine.new_id()
+        version = req.version.value if req.HasField("version") else None
+        started = pb.HistoryEvent(
+            eventId=-1,
+            timestamp=ts(now),
+            executionStarted=pb.ExecutionStartedEvent(
+                name=req.name,
+                version=sv(version),
+                input=req.input if req.HasField("input") else None,
+                orchestrationInstance=pb.OrchestrationInstance(
+                    instanceId=instance_id, executionId=sv(exec_id)
+                ),
+                scheduledStartTimestamp=req.scheduledStartTimestamp if start_at else None,
+                tags=req.tags,
+                parentTraceContext=req.parentTraceContext
+                if req.HasField("parentTraceContext")
+                else None,
+            ),
+        )
+        visible = start_at.timestamp() if start_at and start_at.timestamp() > time.time() else 0.0
+        msg = OMsg(engine.new_id(), instance_id, started, visible_at=visible, start=True)
+        st = NewState(
+            name=req.name,
+            version=version,
+            input=req.input.value if req.HasField("input") else None,
+            status=pb.ORCHESTRATION_STATUS_PENDING,
+            execution_id=exec_id,
+            created=now,
+            last_updated=now,
+            generation=generation,
+            tags=dict(req.tags),
+            scheduled_start=start_at,
+        )
+        row, blobs = instance_row(engine.store, instance_id, st, {})
+        return msg, st, row, blobs
+
+    def send_event(
+        self, instance_id: str, event: pb.HistoryEvent, *, must_exist: bool = True
+    ) -> None:
+        """Queue an event (raise/terminate/suspend/resume/rewind) durably for an instance."""
+        engine = self.engine
+        snap = self.instance_state(instance_id)
+        if snap is None:
+            if must_exist:
+                raise EngineError(
+                    "NOT_FOUND", f"No orchestration instance with id {instance_id!r}."
+                )
+            return
+        msg = OMsg(engine.new_id(), instance_id, event)
+        journal = engine.store.journal
+        journal.begin()
+        try:
+            journal.append({"m": [msg.record()]})
+            with engine.lock:
+                engine.inbox.deliver(msg)
+        finally:
+            journal.done()
+
+    def purge(self, instance_id: str, recursive: bool) -> int:
+        """Delete a finished instance (and, recursively, its sub-orchestrations)."""
+        engine = self.engine
+        snap = self.instance_state(instance_id)
+        if snap is None or snap.status not in TERMINAL:
+            return 0
+        count = 0
+        if recursive:
+            _, rows = engine.store.read_history(instance_id)
+            for row in rows:
+                if row.get("EventType") == "SubOrchestrationInstanceCreated" and row.get(
+                    "InstanceId"
+                ):
+                    count += self.purge(row["InstanceId"], True)
+        pk = schema.escape_partition_key(instance_id)
+        journal = engine.store.journal
+        journal.begin()
+        try:
+            journal.append({"ops": [{"t": "purge", "pk": pk}]})
+            engine.store.purge_partition(pk)
+            with engine.lock:
+                inst = engine.inbox.active.get(instance_id)
+                if inst is not None and inst.in_flight is None:
+                    engine.inbox.active.pop(instance_id, None)
+        finally:
+            journal.done()
+        return count + 1
+
+    def history(self, instance_id: str) -> list[pb.HistoryEvent] | None:
+        """An instance's history (None if it does not exist)."""
+        engine = self.engine
+        with engine.lock:
+            inst = engine.inbox.active.get(instance_id)
+            if inst is not None and inst.loaded and inst.history and not inst.terminal:
+                return list(inst.history)
+        if engine.store.get_instance_row(instance_id) is None:
+            return None
+        _, rows = engine.store.read_history(instance_id)
+        return [columns_to_event(r) for r in rows]
