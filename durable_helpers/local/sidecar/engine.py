@@ -64,7 +64,7 @@ from durable_helpers.local.sidecar.orchestrations import Orchestrations
 from durable_helpers.local.sidecar.state import UTC, EngineError, Snapshot, ts
 from durable_helpers.local.sidecar.store import Store
 from durable_helpers.local.sidecar.timers import Timers
-from durable_helpers.local.sidecar.work_items import Stream, WorkItems
+from durable_helpers.local.sidecar.work_items import DEFAULT_LEASE_SECONDS, Stream, WorkItems
 
 __all__ = ["Engine", "EngineError"]
 
@@ -79,7 +79,7 @@ class Engine:
         >>> engine.start()  # recover from the journal  # doctest: +SKIP
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> None:
         self.store = store
         self.hub = store.hub
         self.lock = threading.RLock()
@@ -92,7 +92,7 @@ class Engine:
         self.orchestrations = Orchestrations(self)
         self.activities = Activities(self)
         # The kinds of work handed to workers, in the order a stream is offered them.
-        self.work = WorkItems(self, [self.orchestrations, self.activities])
+        self.work = WorkItems(self, [self.orchestrations, self.activities], lease_seconds)
         self.clients = Clients(self)
         # Work items the sidecar answers itself (see fallbacks); never a worker's.
         self.sidecar_stream = sidecar_stream()
@@ -121,6 +121,7 @@ class Engine:
         self.store.journal.snapshot = self._snapshot
         self.store.journal.start(self._snapshot())
         self.timers.start()
+        self.work.start_leases()
 
     def stop(self) -> None:
         """Stop dispatching and close the journal (pending appends are flushed)."""
