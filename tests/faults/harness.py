@@ -81,6 +81,7 @@ class FaultRun:
 
     folder: Path
     worker_in_process: bool = True
+    worker_command: tuple[str, ...] = (sys.executable, str(CHAINS))  # + the sidecar address
     sidecar_args: tuple[str, ...] = ()
     hub: str = field(default_factory=lambda: "F" + uuid.uuid4().hex[:10])
     azurite: Azurite | None = None
@@ -146,7 +147,7 @@ class FaultRun:
             self.worker.start()
         else:
             self.worker_proc = subprocess.Popen(
-                [sys.executable, str(CHAINS), self.address],
+                [*self.worker_command, self.address],
                 cwd=ROOT,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -243,18 +244,17 @@ class FaultRun:
         return statuses
 
 
-def history_problem(rest: RestStorage, hub: str, instance_id: str, steps: int) -> str | None:
-    """What is wrong with an instance's History partition and Instances row, or None.
-
-    Torn means rows without their sentinel, a gap or a duplicate in RowKeys, rows of two
-    executions, or not the events a finished chain of ``steps`` activities has.
-    """
-    names = schema.hub_names(hub)
+def history_rows(rest: RestStorage, hub: str, instance_id: str) -> list[dict]:
+    """An instance's History partition, sorted by RowKey."""
     pk = schema.escape_partition_key(instance_id)
-    rows = sorted(
-        rest.query_all(names.history_table, f"PartitionKey eq {schema.odata_string(pk)}"),
-        key=lambda r: r["RowKey"],
-    )
+    table = schema.hub_names(hub).history_table
+    rows = rest.query_all(table, f"PartitionKey eq {schema.odata_string(pk)}")
+    return sorted(rows, key=lambda r: r["RowKey"])
+
+
+def torn(rows: list[dict]) -> str | None:
+    """What makes a History partition torn, or None: rows without their sentinel, a gap or a
+    duplicate in RowKeys, rows of two executions, not exactly one ExecutionStarted."""
     if not rows:
         return "no History rows"
     sentinels = [r for r in rows if schema.is_sentinel(r)]
@@ -267,6 +267,23 @@ def history_problem(rest: RestStorage, hub: str, instance_id: str, steps: int) -
     executions = {r.get("ExecutionId") for r in rows}
     if len(executions) != 1:
         return f"rows of {len(executions)} executions"
+    if [r["EventType"] for r in events].count("ExecutionStarted") != 1:
+        return "not exactly one ExecutionStarted"
+    return None
+
+
+def history_problem(rest: RestStorage, hub: str, instance_id: str, steps: int) -> str | None:
+    """What is wrong with a finished chain's History partition and Instances row, or None.
+
+    Torn (see ``torn``), or not the events a finished chain of ``steps`` activities has.
+    """
+    names = schema.hub_names(hub)
+    pk = schema.escape_partition_key(instance_id)
+    rows = history_rows(rest, hub, instance_id)
+    problem = torn(rows)
+    if problem:
+        return problem
+    events = [r for r in rows if not schema.is_sentinel(r)]
     kinds = [r["EventType"] for r in events]
     scheduled = sorted(r["EventId"] for r in events if r["EventType"] == "TaskScheduled")
     completed = sorted(r["TaskScheduledId"] for r in events if r["EventType"] == "TaskCompleted")
