@@ -80,8 +80,9 @@ def chain(instance_id: str, execution_id: str, start: datetime) -> list[dict]:
     return rows
 
 
-def populate(account: StorageAccount, count: int) -> list[str]:
-    names = schema.hub_names(HUB)
+def populate(account: StorageAccount, count: int, hub: str = HUB) -> list[str]:
+    """Write ``count`` finished seed chains into ``hub`` (rows through ``schema``); their ids."""
+    names = schema.hub_names(hub)
     account.tables.create_table(names.history_table)
     account.tables.create_table(names.instances_table)
     account.blobs.create_container(names.largemessages_container)
@@ -104,7 +105,7 @@ def populate(account: StorageAccount, count: int) -> list[str]:
                 LastUpdatedTime=start + timedelta(seconds=1),
                 CompletedTime=start + timedelta(seconds=1),
                 ExecutionId=execution,
-                TaskHubName=HUB,
+                TaskHubName=hub,
                 CustomStatus="null",
                 Output=OUTPUT,
             )
