@@ -32,6 +32,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
+from azure.core.exceptions import ServiceResponseError
+
 from durable_helpers import schema
 from durable_helpers.local.azurite import Azurite
 from durable_helpers.local.ports import free_ports
@@ -91,6 +93,14 @@ def populate(account: StorageAccount, count: int, hub: str = HUB) -> list[str]:
     ids = [uuid.uuid4().hex for _ in range(count)]
 
     def write(index_and_id: tuple[int, str]) -> None:
+        for attempt in range(3):  # Azurite under load may reset a kept-alive connection
+            try:
+                return write_once(index_and_id)
+            except ServiceResponseError:
+                if attempt == 2:
+                    raise
+
+    def write_once(index_and_id: tuple[int, str]) -> None:
         index, iid = index_and_id
         start = T0 + timedelta(seconds=index)
         execution = uuid.uuid4().hex

@@ -29,6 +29,7 @@ import logging
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -79,10 +80,11 @@ def _wait_port(address: str, timeout: float = 60) -> None:
         channel.close()
 
 
-def _run(address: str, n: int, chunk: int | None = None) -> list[float]:
+def _run(address: str, n: int, chunk: int | None = None, on_chunk=None) -> list[float]:
     """Start n chains (``chunk`` at a time; all at once by default), wait for all.
 
-    Returns orchestrations per second of the whole run, then of each chunk.
+    Returns orchestrations per second of the whole run, then of each chunk (``on_chunk(done,
+    rate)`` is called after each).
     """
     worker = TaskHubGrpcWorker(host_address=address, logger=QUIET)
     worker.add_orchestrator(HelloSequence)
@@ -103,6 +105,8 @@ def _run(address: str, n: int, chunk: int | None = None) -> list[float]:
                 state = client.wait_for_orchestration_completion(instance_id, timeout=600)
                 assert state is not None and state.runtime_status == OrchestrationStatus.COMPLETED
             rates.append(size / (time.perf_counter() - began))
+            if on_chunk is not None:
+                on_chunk(first + size, rates[-1])
         return [n / (time.perf_counter() - start), *rates]
     finally:
         client.close()
@@ -117,15 +121,20 @@ def _memory_mb(pid: int, field: str = "VmHWM") -> float:
     return float("nan")
 
 
-def _start_sidecar(port: int, connection: str, hub: str) -> subprocess.Popen:
+def _start_sidecar(
+    port: int, connection: str, hub: str, log: Path | None = None
+) -> subprocess.Popen:
     env = {**os.environ, "AzureWebJobsStorage": connection}
+    out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "durable_helpers.local.serve", "--hub", hub, "--port", str(port)],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=out,
+        stderr=subprocess.STDOUT,
     )
+    if log:
+        out.close()
     _wait_port(f"127.0.0.1:{port}")
     return proc
 
@@ -188,15 +197,25 @@ def flatness(connection: str, prefill: int, n: int, rounds: int = 2) -> None:
 def memory(connection: str, n: int) -> None:
     """Part 3: the sidecar's peak memory after ``n`` orchestrations."""
     port = free_ports(1)[0]
-    rss = _start_sidecar(port, connection, "BenchMemHub")
+    log = Path(tempfile.mkdtemp(prefix="bench-sidecar-")) / "sidecar.log"
+    rss = _start_sidecar(port, connection, "BenchMemHub", log)
+
+    def progress(done: int, rate: float) -> None:
+        print(
+            f"  after {done}: {rate:.1f} orch/s in the last chunk, "
+            f"VmRSS {_memory_mb(rss.pid, 'VmRSS'):.0f} MB, VmHWM {_memory_mb(rss.pid):.0f} MB",
+            flush=True,
+        )
+
     try:
         idle = _memory_mb(rss.pid, "VmRSS")
-        rates = _run(f"127.0.0.1:{port}", n, chunk=1000)
+        rates = _run(f"127.0.0.1:{port}", n, chunk=1000, on_chunk=progress)
         peak = _memory_mb(rss.pid, "VmHWM")
         after = _memory_mb(rss.pid, "VmRSS")
     finally:
         rss.terminate()
         rss.wait(30)
+    handed_out_again = log.read_text(errors="replace").count("within its lease")
     print(
         f"sidecar peak memory (VmHWM) after {n} orchestrations: {peak:.0f} MB "
         f"(target < 150 MB); {rates[0]:.1f} orch/s in that run"
@@ -211,6 +230,7 @@ def memory(connection: str, n: int) -> None:
         "durable_helpers package (its __init__ imports pandas/pyarrow).",
         flush=True,
     )
+    print(f"  work items handed out again after their lease ran out: {handed_out_again}")
 
 
 def main() -> None:

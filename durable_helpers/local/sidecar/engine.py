@@ -14,7 +14,7 @@ RPC to the part that owns it. The parts (each module's docstring says what it ow
 * :mod:`~.inbox`: live instances, their pending messages, loading them from the tables;
 * :mod:`~.timers`: messages visible later (durable timers, scheduled starts);
 * :mod:`~.recovery`: replaying the journal at start, the records of a compacted journal;
-* :mod:`~.work_items`: worker streams, filters, limits, tokens, redelivery, over the sources
+* :mod:`~.work_items`: worker streams, filters, limits, tokens, leases, redelivery, over the sources
   :mod:`~.orchestrations` (orchestrator work items, and committing their responses) and
   :mod:`~.activities` (activity work items and their results);
 * :mod:`~.planner`: an orchestrator response into a :mod:`~.checkpoint` ``Plan`` (rows,
