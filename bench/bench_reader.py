@@ -33,6 +33,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
+from azure.core.exceptions import ServiceResponseError
+
 from durable_helpers import schema
 from durable_helpers.local.azurite import Azurite
 from durable_helpers.local.ports import free_ports
@@ -81,8 +83,9 @@ def chain(instance_id: str, execution_id: str, start: datetime) -> list[dict]:
     return rows
 
 
-def populate(account: StorageAccount, count: int) -> list[str]:
-    names = schema.hub_names(HUB)
+def populate(account: StorageAccount, count: int, hub: str = HUB) -> list[str]:
+    """Write ``count`` finished seed chains into ``hub`` (rows through ``schema``); their ids."""
+    names = schema.hub_names(hub)
     account.tables.create_table(names.history_table)
     account.tables.create_table(names.instances_table)
     account.blobs.create_container(names.largemessages_container)
@@ -91,6 +94,14 @@ def populate(account: StorageAccount, count: int) -> list[str]:
     ids = [uuid.uuid4().hex for _ in range(count)]
 
     def write(index_and_id: tuple[int, str]) -> None:
+        for attempt in range(3):  # Azurite under load may reset a kept-alive connection
+            try:
+                return write_once(index_and_id)
+            except ServiceResponseError:
+                if attempt == 2:
+                    raise
+
+    def write_once(index_and_id: tuple[int, str]) -> None:
         index, iid = index_and_id
         start = T0 + timedelta(seconds=index)
         execution = uuid.uuid4().hex
@@ -105,7 +116,7 @@ def populate(account: StorageAccount, count: int) -> list[str]:
                 LastUpdatedTime=start + timedelta(seconds=1),
                 CompletedTime=start + timedelta(seconds=1),
                 ExecutionId=execution,
-                TaskHubName=HUB,
+                TaskHubName=hub,
                 CustomStatus="null",
                 Output=OUTPUT,
             )

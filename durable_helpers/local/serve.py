@@ -22,11 +22,12 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 4001,
     ready: threading.Event | None = None,
+    lease_seconds: float | None = None,
 ) -> None:
     """Serve the Durable Task sidecar protocol for ``hub`` on ``host:port``; blocks until a signal.
 
     Storage: ``connection``, else ``AzureWebJobsStorage``, else the local Azurite. ``ready`` (if
-    given) is set once the server answers.
+    given) is set once the server answers. ``lease_seconds``: see ``LocalTaskHub``.
 
     Example:
         >>> serve(connection="UseDevelopmentStorage=true", port=4001)  # doctest: +SKIP
@@ -40,7 +41,9 @@ def serve(
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
-    with LocalTaskHub(connection=connection, hub=hub, host=host, port=port) as server:
+    with LocalTaskHub(
+        connection=connection, hub=hub, host=host, port=port, lease_seconds=lease_seconds
+    ) as server:
         log.info("local task hub listening on %s", server.address)
         if ready is not None:
             ready.set()
@@ -55,10 +58,17 @@ if __name__ == "__main__":  # used by the crash test and the benchmark: python -
     parser.add_argument("--hub", default="DurableFunctionsHub")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=4001)
+    parser.add_argument(
+        "--lease-seconds",
+        type=float,
+        default=None,
+        help="seconds a work item may stay uncompleted on a worker before it is handed out "
+        "again (default: $DURABLE_HELPERS_LEASE_SECONDS, else 120)",
+    )
     args = parser.parse_args()
     logging.basicConfig(
         level=logging.INFO,
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    serve(hub=args.hub, host=args.host, port=args.port)
+    serve(hub=args.hub, host=args.host, port=args.port, lease_seconds=args.lease_seconds)

@@ -25,6 +25,7 @@ from durable_helpers.local.sidecar.engine import Engine
 from durable_helpers.local.sidecar.rest import RestStorage
 from durable_helpers.local.sidecar.servicer import Servicer, StorageUnreachableInterceptor
 from durable_helpers.local.sidecar.store import Store
+from durable_helpers.local.sidecar.work_items import lease_seconds_from_env
 from durable_helpers.storage import mask_secrets
 
 __all__ = ["LocalTaskHub"]
@@ -37,6 +38,8 @@ class LocalTaskHub:
 
     ``connection``: a storage connection string (None: ``AzureWebJobsStorage``, else the local
     Azurite on its default ports). ``port=0`` picks a free port; ``address`` is ``host:port``.
+    ``lease_seconds``: how long a work item may stay uncompleted on a worker before it is handed
+    out again (None: ``DURABLE_HELPERS_LEASE_SECONDS``, else 120 s; see ``work_items``).
 
     Example:
         >>> hub = LocalTaskHub(connection=conn, hub="MyHub", port=0).start()  # doctest: +SKIP
@@ -53,12 +56,16 @@ class LocalTaskHub:
         port: int = 4001,
         *,
         max_workers: int = 64,
+        lease_seconds: float | None = None,
     ) -> None:
         self.hub = hub
         self.host = host
         self.port = port
         self._connection = connection
         self._max_workers = max_workers
+        self.lease_seconds = lease_seconds_from_env() if lease_seconds is None else lease_seconds
+        if not self.lease_seconds > 0:
+            raise ValueError(f"lease_seconds must be above 0, not {lease_seconds!r}")
         self._server: grpc.Server | None = None
         self.engine: Engine | None = None
 
@@ -71,7 +78,7 @@ class LocalTaskHub:
         """Recover the hub's state from storage and start serving."""
         rest = RestStorage.from_connection_string(self._connection)
         store = Store(rest, self.hub)
-        self.engine = Engine(store)
+        self.engine = Engine(store, lease_seconds=self.lease_seconds)
         try:
             self.engine.start()
         except Exception as error:

@@ -4,7 +4,8 @@ Owns the pending activities (``AMsg`` by id, in a queue; a :class:`~.work_items.
 kind ``"a"``): handing the next one a stream's filters accept to it (an activity of an instance
 that has finished is dropped instead), putting it back when its stream breaks or its worker
 abandons it, and ``complete``: turning a worker's result into the TaskCompleted/TaskFailed
-message for its orchestration, journaled before it is acknowledged.
+message for its orchestration, journaled before it is acknowledged (waiting up to the store's
+patience for storage that does not answer; past it the work item's lease hands it out again).
 
 May call: the inbox (deliver the result, drop stale work), work items (tokens), the journal.
 ``complete`` takes the lock itself and journals outside it; every other method expects it held.
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING
 import durabletask.internal.orchestrator_service_pb2 as pb
 
 from durable_helpers.local.sidecar.state import AMsg, OMsg
+from durable_helpers.local.sidecar.store import STORAGE_PATIENCE_SECONDS
 from durable_helpers.local.sidecar.work_items import Stream
 
 if TYPE_CHECKING:
@@ -80,9 +82,9 @@ class Activities:
         return item
 
     def stream_lost(self, key: str, token: str) -> bool:
-        """Put the activity back at the front of the queue."""
+        """Put the activity back at the front of the queue (not while its result is committed)."""
         amsg = self.pending.get(key)
-        if amsg is None or not amsg.dispatched:
+        if amsg is None or not amsg.dispatched or amsg.completing:
             return False
         amsg.dispatched = False
         self.queue.appendleft(amsg.id)
@@ -132,7 +134,9 @@ class Activities:
         journal.begin()
         try:
             try:
-                journal.append({"m": [msg.record()], "a": [amsg.id]})
+                journal.append(
+                    {"m": [msg.record()], "a": [amsg.id]}, patience=STORAGE_PATIENCE_SECONDS
+                )
             except Exception:
                 with engine.lock:
                     amsg.completing = False

@@ -25,7 +25,7 @@ import durabletask.internal.orchestrator_service_pb2 as pb
 
 from durable_helpers import schema
 from durable_helpers.local.sidecar.state import UTC, AMsg, Inst, NewState, OMsg, now_utc, ts
-from durable_helpers.local.sidecar.store import Store, wire
+from durable_helpers.local.sidecar.store import STORAGE_PATIENCE_SECONDS, Store, wire
 from durable_helpers.protocol_rows import STATUS_NAMES, event_to_columns, failure_to_json
 
 if TYPE_CHECKING:
@@ -188,13 +188,25 @@ def instance_row(
     return row, blobs
 
 
-def apply_ops_with_retries(store: Store, ops: list[dict[str, Any]]) -> None:
-    """Write journaled table operations, retrying; recovery redoes them if all attempts fail."""
-    for attempt in range(5):
+def apply_ops_with_retries(
+    store: Store, ops: list[dict[str, Any]], patience: float = STORAGE_PATIENCE_SECONDS
+) -> None:
+    """Write journaled table operations, retrying for up to ``patience`` seconds.
+
+    The caller's next checkpoint of the partition waits meanwhile, so a storage outage shorter
+    than the patience leaves no gap in a History partition; after a longer one, recovery
+    re-applies the write from the journal at restart.
+    """
+    deadline = time.monotonic() + patience
+    attempt = 0
+    while True:
+        attempt += 1
         try:
             store.apply_ops(ops)
             return
         except Exception as exc:  # durable in the journal: retry, recovery redoes it anyway
-            log.warning("table write failed (attempt %d): %s", attempt + 1, exc)
-            time.sleep(0.2 * (attempt + 1))
+            if time.monotonic() >= deadline:
+                break
+            log.warning("table write failed (attempt %d): %s", attempt, exc)
+            time.sleep(min(0.2 * attempt, 2.0))
     log.error("giving up on a table write; it will be re-applied from the journal at restart")

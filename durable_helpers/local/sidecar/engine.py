@@ -14,7 +14,7 @@ RPC to the part that owns it. The parts (each module's docstring says what it ow
 * :mod:`~.inbox`: live instances, their pending messages, loading them from the tables;
 * :mod:`~.timers`: messages visible later (durable timers, scheduled starts);
 * :mod:`~.recovery`: replaying the journal at start, the records of a compacted journal;
-* :mod:`~.work_items`: worker streams, filters, limits, tokens, redelivery, over the sources
+* :mod:`~.work_items`: worker streams, filters, limits, tokens, leases, redelivery, over the sources
   :mod:`~.orchestrations` (orchestrator work items, and committing their responses) and
   :mod:`~.activities` (activity work items and their results);
 * :mod:`~.planner`: an orchestrator response into a :mod:`~.checkpoint` ``Plan`` (rows,
@@ -67,7 +67,7 @@ from durable_helpers.local.sidecar.orchestrations import Orchestrations
 from durable_helpers.local.sidecar.state import UTC, EngineError, Snapshot, ts
 from durable_helpers.local.sidecar.store import Store
 from durable_helpers.local.sidecar.timers import Timers
-from durable_helpers.local.sidecar.work_items import Stream, WorkItems
+from durable_helpers.local.sidecar.work_items import DEFAULT_LEASE_SECONDS, Stream, WorkItems
 
 __all__ = ["Engine", "EngineError"]
 
@@ -82,7 +82,7 @@ class Engine:
         >>> engine.start()  # recover from the journal  # doctest: +SKIP
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> None:
         self.store = store
         self.hub = store.hub
         self.lock = threading.RLock()
@@ -96,7 +96,9 @@ class Engine:
         self.activities = Activities(self)
         self.entities = EntityHub(self)
         # The kinds of work handed to workers, in the order a stream is offered them.
-        self.work = WorkItems(self, [self.orchestrations, self.activities, self.entities])
+        self.work = WorkItems(
+            self, [self.orchestrations, self.activities, self.entities], lease_seconds
+        )
         self.clients = Clients(self)
         # Work items the sidecar answers itself (see fallbacks); never a worker's.
         self.sidecar_stream = sidecar_stream()
@@ -125,6 +127,7 @@ class Engine:
         self.store.journal.snapshot = self._snapshot
         self.store.journal.start(self._snapshot())
         self.timers.start()
+        self.work.start_leases()
 
     def stop(self) -> None:
         """Stop dispatching and close the journal (pending appends are flushed)."""

@@ -26,6 +26,7 @@ from durable_helpers.local.sidecar.checkpoint import Plan, apply_ops_with_retrie
 from durable_helpers.local.sidecar.inbox import pending_name, select_batch
 from durable_helpers.local.sidecar.planner import plan_response
 from durable_helpers.local.sidecar.state import Dispatch, Inst, sv
+from durable_helpers.local.sidecar.store import STORAGE_PATIENCE_SECONDS
 from durable_helpers.local.sidecar.work_items import Stream
 
 if TYPE_CHECKING:
@@ -196,7 +197,7 @@ class Orchestrations:
             try:
                 plan = plan_response(engine, inst, d, resp)
                 engine.store.upload_blobs(plan.blobs)
-                journal.append(plan.record())
+                journal.append(plan.record(), patience=STORAGE_PATIENCE_SECONDS)
             except Exception:
                 log.exception(
                     "checkpoint of %r failed; the work item is redelivered in 1 s", inst.instance_id

@@ -42,6 +42,9 @@ ROTATE_AFTER_BYTES = 256 * 1024 * 1024
 #: Group commit: when fewer records than this are waiting, linger this long for more.
 GROUP_COMMIT_MIN = 4
 GROUP_COMMIT_LINGER = 0.002
+#: Seconds a worker's completion keeps retrying while storage does not answer (Azurite stopped
+#: or stalled) before it fails; the work item's lease then hands the work out again.
+STORAGE_PATIENCE_SECONDS = 60.0
 
 
 def journal_container(hub: str) -> str:
@@ -162,19 +165,34 @@ class Journal:
         self._bytes += len(data)
         self.appends_total += 1
 
-    def append(self, record: Mapping[str, Any], *, wait: bool = True) -> None:
-        """Make ``record`` durable (group commit); with ``wait=False`` return at once."""
+    def append(
+        self, record: Mapping[str, Any], *, wait: bool = True, patience: float = 0.0
+    ) -> None:
+        """Make ``record`` durable (group commit); with ``wait=False`` return at once.
+
+        ``patience``: seconds to keep trying while storage does not answer, for callers that
+        would rather wait for storage to come back than fail (a worker's completion); 0 fails
+        after the writer's own few attempts (a client's call: it gets a clear error at once).
+        """
         line = self._encode(record)
-        waiter = _Waiter() if wait else None
-        with self._cv:
-            if self._stop:
-                raise RuntimeError("the journal is closed")
-            self._queue.append((line, waiter))
-            self._cv.notify()
-        if waiter is not None:
+        deadline = time.monotonic() + patience
+        while True:
+            waiter = _Waiter() if wait else None
+            with self._cv:
+                if self._stop:
+                    raise RuntimeError("the journal is closed")
+                self._queue.append((line, waiter))
+                self._cv.notify()
+            if waiter is None:
+                return
             waiter.event.wait()
-            if waiter.error is not None:
+            if waiter.error is None:
+                return
+            left = deadline - time.monotonic()
+            if left <= 0 or not isinstance(waiter.error, (StorageError, OSError)):
                 raise waiter.error
+            log.warning("journal append failed; trying again for up to %.0f s", left)
+            time.sleep(min(1.0, left))
 
     def begin(self) -> None:
         """Note that appended work is being applied (rotation waits for ``done``)."""

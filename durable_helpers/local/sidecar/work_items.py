@@ -7,6 +7,15 @@ an item the stream may take; when a stream closes, or a worker abandons an item,
 source makes the work available again. A token stays valid until its work is completed, so a
 late completion from a worker whose stream broke is still accepted once.
 
+**Leases** (the visibility timeout of Durable Functions' queue messages): every token carries a
+lease of ``lease_seconds`` (default :data:`DEFAULT_LEASE_SECONDS`, or the environment variable
+``DURABLE_HELPERS_LEASE_SECONDS``). When it runs out before the work is completed (a worker
+that hangs, a completion lost on its way, one that failed on storage for longer than the
+store's patience) the work is made available again exactly as if the token's stream had broken;
+the old token stays valid, so whichever completion comes first is applied and the other is
+ignored. An activity still running when its lease ends may therefore run twice: choose a lease
+longer than your longest activity.
+
 Sources (``WorkSource``) are the orchestrator work items
 (:class:`~durable_helpers.local.sidecar.orchestrations.Orchestrations`, kind ``"o"``), the
 activities (:class:`~durable_helpers.local.sidecar.activities.Activities`, kind ``"a"``) and the
@@ -22,6 +31,9 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
+import threading
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +48,32 @@ log = logging.getLogger("durable_helpers.local.sidecar")
 
 #: No limit from the worker (a GetWorkItemsRequest limit of 0).
 UNLIMITED = 1_000_000
+#: Seconds a work item may stay uncompleted on a worker before it is handed out again.
+DEFAULT_LEASE_SECONDS = 120.0
+LEASE_ENV_VAR = "DURABLE_HELPERS_LEASE_SECONDS"
+
+
+def lease_seconds_from_env(default: float = DEFAULT_LEASE_SECONDS) -> float:
+    """The lease from ``DURABLE_HELPERS_LEASE_SECONDS`` if set, else ``default``.
+
+    Example:
+        >>> lease_seconds_from_env()  # without the variable set  # doctest: +SKIP
+        120.0
+    """
+    text = os.environ.get(LEASE_ENV_VAR)
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise ValueError(
+            f"{LEASE_ENV_VAR}={text!r} is not a number of seconds above 0; unset it for the "
+            f"default lease of {default:g} s."
+        )
+    return value
+
 
 Filter = dict[str, frozenset[str]]
 
@@ -105,11 +143,18 @@ class WorkSource(Protocol):
 class WorkItems:
     """Streams, tokens and the sources of work (lock held, except open/close)."""
 
-    def __init__(self, engine: Engine, sources: Sequence[WorkSource]) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        sources: Sequence[WorkSource],
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    ) -> None:
         self.engine = engine
         self.sources = list(sources)
         self._by_kind = {s.kind: s for s in self.sources}
         self.tokens: dict[str, tuple[str, str, Stream]] = {}  # token -> (kind, key, stream)
+        self.lease_seconds = lease_seconds
+        self.leases: dict[str, float] = {}  # token -> monotonic time its lease ends
         self.streams: dict[int, Stream] = {}
         self._stream_ids = itertools.count(1)
         self._token_ids = itertools.count(1)
@@ -142,6 +187,7 @@ class WorkItems:
                     continue
                 kind, key, _ = entry
                 if self._by_kind[kind].stream_lost(key, token):
+                    self.leases.pop(token, None)  # handed out again: this lease is over
                     requeued += 1
             self.engine.cv.notify_all()
         log.info("worker stream %d disconnected; %d work item(s) redelivered", stream.id, requeued)
@@ -167,6 +213,7 @@ class WorkItems:
         """A new completion token for work ``key`` of ``kind`` sent on ``stream`` (lock held)."""
         token = f"{self._boot}-{next(self._token_ids)}"
         self.tokens[token] = (kind, key, stream)
+        self.leases[token] = time.monotonic() + self.lease_seconds
         stream.tokens.add(token)
         stream.counts[kind] = stream.counts.get(kind, 0) + 1
         return token
@@ -179,8 +226,52 @@ class WorkItems:
     def forget_tokens(self, tokens: Iterable[str]) -> None:
         """The work is done (or taken back): these tokens are no longer valid (lock held)."""
         for token in tokens:
+            self.leases.pop(token, None)
             entry = self.tokens.pop(token, None)
             if entry is not None:
                 kind, _, stream = entry
                 stream.tokens.discard(token)
                 stream.counts[kind] -= 1
+
+    # -- leases ----------------------------------------------------------------------------
+
+    def start_leases(self) -> None:
+        """Start the thread that hands out again the work whose lease ran out (once)."""
+        threading.Thread(target=self._lease_loop, name="leases", daemon=True).start()
+
+    def expire_leases(self, now: float | None = None) -> int:
+        """Make the work of every token whose lease ran out available again (lock held).
+
+        Returns how many work items were handed back. A token's lease ends once; the token
+        stays valid until its work is completed.
+        """
+        now = time.monotonic() if now is None else now
+        expired = [t for t, end in self.leases.items() if end <= now]
+        requeued = 0
+        for token in expired:
+            del self.leases[token]
+            entry = self.tokens.get(token)
+            if entry is None:
+                continue
+            kind, key, stream = entry
+            if self._by_kind[kind].stream_lost(key, token):
+                requeued += 1
+                log.warning(
+                    "work item %s of %r on worker stream %d was not completed within its "
+                    "lease of %g s: handed out again",
+                    kind,
+                    key,
+                    stream.id,
+                    self.lease_seconds,
+                )
+        if requeued:
+            self.engine.cv.notify_all()
+        return requeued
+
+    def _lease_loop(self) -> None:
+        engine = self.engine
+        period = min(1.0, self.lease_seconds / 4)
+        while not engine.stopping:
+            time.sleep(period)
+            with engine.lock:
+                self.expire_leases()

@@ -1,0 +1,8 @@
+"""The fault tests import their harness and workload from this folder."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
