@@ -66,12 +66,12 @@ class BankAccount(entities.DurableEntity):
     def deposit(self, amount: float) -> float:
         if amount is None or amount <= 0:
             raise ValueError(f"A deposit is a positive amount, not {amount!r}")
-        balance = self.get_state(float, 0) + amount
+        balance = self.get_state(float, 0.0) + amount
         self.set_state(balance)
         return balance
 
     def withdraw(self, amount: float) -> float:
-        balance = self.get_state(float, 0)
+        balance = self.get_state(float, 0.0)
         if amount is None or amount <= 0:
             raise ValueError(f"A withdrawal is a positive amount, not {amount!r}")
         if amount > balance:
@@ -80,7 +80,7 @@ class BankAccount(entities.DurableEntity):
         return balance - amount
 
     def balance(self, _: Any = None) -> float:
-        return self.get_state(float, 0)
+        return self.get_state(float, 0.0)
 
 
 def Transfer(ctx: task.OrchestrationContext, order: Any) -> Gen:
