@@ -226,8 +226,7 @@ def memory(connection: str, n: int) -> None:
     )
     print(
         f"  resident right after start: {idle:.0f} MB, after the run: {after:.0f} MB "
-        f"(growth {after - idle:+.0f} MB). Most of the idle figure is the import of the "
-        "durable_helpers package (its __init__ imports pandas/pyarrow).",
+        f"(growth {after - idle:+.0f} MB).",
         flush=True,
     )
     print(f"  work items handed out again after their lease ran out: {handed_out_again}")
