@@ -88,11 +88,13 @@ def frame_table_rows(frame: Any) -> list[dict[str, Any]]:
             continue
         values = series.to_numpy(dtype=object)
         name = _FRAME_TO_TABLE.get(column, column)
-        for i in present:
-            value = values[i]
-            if name == "State" and isinstance(value, (dict, list)):
-                value = compact_json(value)
-            rows[i][name] = value
+        if name == "State":
+            for i in present:
+                value = values[i]
+                rows[i][name] = compact_json(value) if isinstance(value, (dict, list)) else value
+        else:
+            for i in present:
+                rows[i][name] = values[i]
     return rows
 
 

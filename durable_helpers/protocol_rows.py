@@ -39,7 +39,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import durabletask.internal.orchestrator_service_pb2 as pb
-from google.protobuf import json_format, timestamp_pb2, wrappers_pb2
+from google.protobuf import json_format, timestamp_pb2
 
 __all__ = [
     "STATUS_FROM_NAME",
@@ -165,6 +165,16 @@ def _dt_to_ts(value: datetime) -> timestamp_pb2.Timestamp:
     ts = timestamp_pb2.Timestamp()
     ts.FromDatetime(value.astimezone(UTC).replace(tzinfo=None))
     return ts
+
+
+def _set_ts(ts: timestamp_pb2.Timestamp, value: datetime) -> None:
+    """Write ``value`` into the (sub-message) Timestamp ``ts`` in place (sets its presence)."""
+    nanoseconds = getattr(value, "value", None)  # a pandas Timestamp: ns since the epoch (UTC)
+    if isinstance(nanoseconds, int) and value.tzinfo is not None:
+        ts.seconds, ts.nanos = divmod(nanoseconds, 1_000_000_000)
+        ts.SetInParent()
+    else:
+        ts.CopyFrom(_dt_to_ts(value))
 
 
 def compact_json(value: Any) -> str:
@@ -297,6 +307,7 @@ def event_to_columns(event: pb.HistoryEvent) -> tuple[str, dict[str, Any]]:
     IsPlayed, _Timestamp, ExecutionId, keys) are not included.
 
     Example:
+        >>> from google.protobuf import wrappers_pb2
         >>> event_to_columns(pb.HistoryEvent(eventId=-1, taskCompleted=pb.TaskCompletedEvent(
         ...     taskScheduledId=1, result=wrappers_pb2.StringValue(value='"Hello Tokyo!"'))))
         ('TaskCompleted', {'TaskScheduledId': 1, 'Result': '"Hello Tokyo!"'})
@@ -404,7 +415,7 @@ def event_to_columns(event: pb.HistoryEvent) -> tuple[str, dict[str, Any]]:
 
 def _set_sv(msg: Any, field: str, value: str | None) -> None:
     if value is not None:
-        getattr(msg, field).CopyFrom(wrappers_pb2.StringValue(value=value))
+        getattr(msg, field).value = value  # sets the wrapper's presence too, even for ""
 
 
 def columns_to_event(entity: Mapping[str, Any]) -> pb.HistoryEvent:
@@ -421,22 +432,25 @@ def columns_to_event(entity: Mapping[str, Any]) -> pb.HistoryEvent:
         >>> ev.timerFired.timerId, ev.timerFired.fireAt.seconds > 0
         (2, True)
     """
-    event_type = str(entity.get("EventType") or "")
-    if event_type == "GenericEvent" and entity.get("DurableTaskEventType"):
+    get = entity.get
+    event_type = str(get("EventType") or "")
+    event = pb.HistoryEvent()
+    if event_type == "GenericEvent" and get("DurableTaskEventType"):
         kind = str(entity["DurableTaskEventType"])
-        event = pb.HistoryEvent()
-        json_format.Parse(str(entity.get("Data") or "{}"), getattr(event, kind))
+        json_format.Parse(str(get("Data") or "{}"), getattr(event, kind))
     else:
         kind = _ONEOF_OF.get(event_type)
         if kind is None:
             raise ValueError(f"unknown EventType {event_type!r} in a History row")
-        event = pb.HistoryEvent()
-        _decode_into(event, kind, entity)
-    event_id = entity.get("EventId")
+        if kind in _NO_COLUMNS:  # the most frequent rows: nothing to read but the type
+            getattr(event, kind).SetInParent()
+        else:
+            _decode_into(event, kind, entity)
+    event_id = get("EventId")
     event.eventId = int(event_id) if event_id is not None and event_id != "" else -1
-    ts = _dt(entity.get("_Timestamp"))
+    ts = _dt(get("_Timestamp"))
     if ts is not None:
-        event.timestamp.CopyFrom(_dt_to_ts(ts))
+        _set_ts(event.timestamp, ts)
     return event
 
 
@@ -474,7 +488,7 @@ def _decode_into(event: pb.HistoryEvent, kind: str, c: Mapping[str, Any]) -> Non
             e.parentTraceContext.CopyFrom(tc)
         sst = _dt(c.get("ScheduledStartTime"))
         if sst is not None:
-            e.scheduledStartTimestamp.CopyFrom(_dt_to_ts(sst))
+            _set_ts(e.scheduledStartTimestamp, sst)
         _set_sv(e, "orchestrationSpanID", _str(c, "OrchestrationSpanId"))
     elif kind == "executionCompleted":
         e.orchestrationStatus = STATUS_FROM_NAME.get(
@@ -525,12 +539,12 @@ def _decode_into(event: pb.HistoryEvent, kind: str, c: Mapping[str, Any]) -> Non
     elif kind == "timerCreated":
         fire_at = _dt(c.get("FireAt"))
         if fire_at is not None:
-            e.fireAt.CopyFrom(_dt_to_ts(fire_at))
+            _set_ts(e.fireAt, fire_at)
     elif kind == "timerFired":
         e.timerId = int(c.get("TimerId") or 0)
         fire_at = _dt(c.get("FireAt"))
         if fire_at is not None:
-            e.fireAt.CopyFrom(_dt_to_ts(fire_at))
+            _set_ts(e.fireAt, fire_at)
     elif kind == "eventSent":
         e.instanceId = _str(c, "InstanceId") or ""
         e.name = _str(c, "Name") or ""

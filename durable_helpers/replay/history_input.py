@@ -153,6 +153,10 @@ def check_frame(frame: Any) -> None:
         )
 
 
+#: What a row of ``iter_histories``' table rows is replaced with once it became an event.
+_USED: dict[str, Any] = {}
+
+
 def _group(ids: list[Any]) -> dict[str, list[int]]:
     groups: dict[str, list[int]] = {}
     for index, instance_id in enumerate(ids):
@@ -231,6 +235,7 @@ def _execution(
             event = columns_to_event(rows[i])
         except (ValueError, TypeError, KeyError) as error:
             raise ValueError(f"instance {instance_id!r}, row {position}: {error}") from None
+        rows[i] = _USED  # read once: freed now, the rows do not pile up for the cyclic GC
         if name is None and event.HasField("executionStarted"):
             name = event.executionStarted.name
         events.append(event)

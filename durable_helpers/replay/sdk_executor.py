@@ -106,10 +106,9 @@ class _Probe:
 
     def __call__(self, ctx: Any, event: pb.HistoryEvent) -> None:
         self.ctx = ctx
-        index = self.index_of.get(id(event), -1)
-        kind = event.WhichOneof("eventType")
+        event_id = event.eventId
         pending = ctx._pending_actions
-        before = pending.get(event.eventId) if event.eventId >= 0 else None
+        before = pending.get(event_id) if event_id >= 0 else None
         try:
             self.original(ctx, event)
         except BaseException:
@@ -117,16 +116,20 @@ class _Probe:
             # one pending action it popped (``before``), so the state seen here is the state
             # the failing event met.
             if self.run.failed_at is None:
-                self.run.failed_at = index
+                self.run.failed_at = self.index_of.get(id(event), -1)
                 self.run.action_at_failure = before
                 self.run.pending_at_failure = list(pending.values())
                 self.run.waiting_at_failure = sorted(ctx._pending_events)
                 self.run.complete_at_failure = bool(ctx._is_complete)
             raise
+        # (index and kind looked up only when needed: this runs for every event)
         if before is not None and self.run.input_mismatch is None:
-            self._compare_input(index, kind, event, before)
-        if kind == "orchestratorCompleted" and 0 <= index < self.replayed:
-            self._episode_end(index, ctx)
+            index = self.index_of.get(id(event), -1)
+            self._compare_input(index, event.WhichOneof("eventType"), event, before)
+        if self.run.unrecorded is None and event.HasField("orchestratorCompleted"):
+            index = self.index_of.get(id(event), -1)
+            if 0 <= index < self.replayed:
+                self._episode_end(index, ctx)
 
     def _compare_input(
         self, index: int, kind: str, event: pb.HistoryEvent, action: pb.OrchestratorAction
