@@ -199,3 +199,26 @@ def test_clean_entity_storage_removes_empty_entities(client, kind):
     # It can be used again afterwards.
     client.signal_entity(eid, "add", 2)
     _wait_state(client, eid, 2)
+
+
+def test_a_first_page_of_transient_entities_is_not_returned_empty(client, sidecar, kind):
+    import grpc
+    from durabletask.internal import orchestrator_service_pb2 as pb
+    from durabletask.internal import orchestrator_service_pb2_grpc as pb_grpc
+    from google.protobuf import wrappers_pb2
+
+    prefix = "t" + uuid.uuid4().hex[:6]
+    gone, kept = EntityInstanceId(kind, f"{prefix}-a"), EntityInstanceId(kind, f"{prefix}-b")
+    for eid in (gone, kept):
+        client.signal_entity(eid, "add", 1)
+        _wait_state(client, eid, 1)
+    client.signal_entity(gone, "delete")  # the first row in key order now has no state
+    wait_until(lambda: client.get_entity(gone) is None, 30, "the delete")
+    query = pb.EntityQuery(
+        instanceIdStartsWith=wrappers_pb2.StringValue(value=f"@{kind}@{prefix}"),
+        pageSize=wrappers_pb2.Int32Value(value=1),
+    )
+    with grpc.insecure_channel(sidecar.address) as channel:
+        stub = pb_grpc.TaskHubSidecarServiceStub(channel)
+        page = stub.QueryEntities(pb.QueryEntitiesRequest(query=query), timeout=10)
+    assert [e.instanceId for e in page.entities] == [str(kept)]

@@ -6,6 +6,8 @@ Semantics follow the Azure Storage provider (DTFx ``EntityTrackingStoreQueries``
   tracked without state (locked, with waiting requests, or deleted and not yet cleaned);
 * ``lastModifiedTime`` is the time of its latest step (the Instances row's CreatedTime), and the
   time window is ``from <= t <= to``;
+* a QueryEntities page never comes back empty only because its rows were transient: it reads on
+  (for at most ``EMPTY_PAGE_RETRY_SECONDS``), as DTFx re-queries empty pages;
 * ``backlogQueueSize`` counts the requests parked in its scheduler state; ``lockedBy`` is the
   instance id of the orchestration holding its lock;
 * CleanEntityStorage releases locks held by orchestrations that are not Running, Pending or
@@ -25,6 +27,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from datetime import timezone
 from typing import TYPE_CHECKING
@@ -50,6 +53,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("durable_helpers.local.sidecar")
 UTC = timezone.utc  # noqa: UP017
+#: How long QueryEntities goes on reading pages that held only transient entities (DTFx: 100 ms).
+EMPTY_PAGE_RETRY_SECONDS = 1.0
 
 #: Owners whose locks CleanEntityStorage leaves alone.
 _LIVE_OWNER = {"Running", "Pending", "Suspended"}
@@ -154,14 +159,21 @@ def query(hub: EntityHub, request: pb.QueryEntitiesRequest) -> pb.QueryEntitiesR
     )
     token = _decode_token(q.continuationToken.value if q.HasField("continuationToken") else "")
     size = q.pageSize.value if q.HasField("pageSize") and q.pageSize.value > 0 else 100
-    rows, next_token = hub.engine.store.query_instances(flt, min(size, 1000), token)
-    out = []
-    for row in rows:
-        row = hub.engine.store.resolve_instance_payloads(row)
-        record = record_from_row(schema.unescape_partition_key(row["PartitionKey"]), row)
-        if record.state is None and not q.includeTransient:
-            continue
-        out.append(_metadata(record, q.includeState))
+    out: list[pb.EntityMetadata] = []
+    # A page whose rows are all transient (no state) would come back empty with a token; like
+    # DTFx, read the next page instead, for a bounded time, so a page holds something if it can.
+    deadline = time.monotonic() + EMPTY_PAGE_RETRY_SECONDS
+    while True:
+        rows, next_token = hub.engine.store.query_instances(flt, min(size, 1000), token)
+        for row in rows:
+            row = hub.engine.store.resolve_instance_payloads(row)
+            record = record_from_row(schema.unescape_partition_key(row["PartitionKey"]), row)
+            if record.state is None and not q.includeTransient:
+                continue
+            out.append(_metadata(record, q.includeState))
+        if out or next_token is None or time.monotonic() > deadline:
+            break
+        token = next_token
     response = pb.QueryEntitiesResponse(entities=out)
     if next_token is not None:
         response.continuationToken.value = encode_token(next_token)
