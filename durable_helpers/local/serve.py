@@ -23,11 +23,12 @@ def serve(
     port: int = 4001,
     ready: threading.Event | None = None,
     lease_seconds: float | None = None,
+    table_lag: float | None = None,
 ) -> None:
     """Serve the Durable Task sidecar protocol for ``hub`` on ``host:port``; blocks until a signal.
 
     Storage: ``connection``, else ``AzureWebJobsStorage``, else the local Azurite. ``ready`` (if
-    given) is set once the server answers. ``lease_seconds``: see ``LocalTaskHub``.
+    given) is set once the server answers. ``lease_seconds``, ``table_lag``: see ``LocalTaskHub``.
 
     Example:
         >>> serve(connection="UseDevelopmentStorage=true", port=4001)  # doctest: +SKIP
@@ -42,7 +43,12 @@ def serve(
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
     with LocalTaskHub(
-        connection=connection, hub=hub, host=host, port=port, lease_seconds=lease_seconds
+        connection=connection,
+        hub=hub,
+        host=host,
+        port=port,
+        lease_seconds=lease_seconds,
+        table_lag=table_lag,
     ) as server:
         log.info("local task hub listening on %s", server.address)
         if ready is not None:
@@ -65,10 +71,23 @@ if __name__ == "__main__":  # used by the crash test and the benchmark: python -
         help="seconds a work item may stay uncompleted on a worker before it is handed out "
         "again (default: $DURABLE_HELPERS_LEASE_SECONDS, else 120)",
     )
+    parser.add_argument(
+        "--table-lag",
+        type=float,
+        default=None,
+        help="seconds a running instance's rows may reach the tables after their checkpoint "
+        "(default: $DURABLE_HELPERS_TABLE_LAG, else 1; 0: at once)",
+    )
     args = parser.parse_args()
     logging.basicConfig(
         level=logging.INFO,
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    serve(hub=args.hub, host=args.host, port=args.port, lease_seconds=args.lease_seconds)
+    serve(
+        hub=args.hub,
+        host=args.host,
+        port=args.port,
+        lease_seconds=args.lease_seconds,
+        table_lag=args.table_lag,
+    )

@@ -42,18 +42,35 @@ def test_replay_keeps_what_no_later_record_acknowledged_in_written_order() -> No
     assert (done.omsgs, done.amsgs) == ([], [])
 
 
-def test_replay_redoes_the_last_write_per_partition_and_a_purge_cancels_instances_writes() -> None:
+def _h(pk: str, *row_keys: str, n: int, execution: str = "e1") -> dict:
+    sentinel = {"PartitionKey": pk, "RowKey": "sentinel", "ExecutionId": execution}
+    rows = [{"PartitionKey": pk, "RowKey": rk} for rk in row_keys]
+    return {"t": "h", "pk": pk, "batches": [[*rows, sentinel]], "n": n}
+
+
+def test_replay_redoes_partitions_with_unwritten_ops_and_a_purge_resets_a_partition() -> None:
     records = [
-        {"ops": [{"t": "h", "pk": "p1", "n": 1}, {"t": "i", "pk": "p1", "n": 1}]},
-        {"ops": [{"t": "h", "pk": "p1", "n": 2}, {"t": "i", "pk": "p2", "n": 1}]},
-        {"ops": [{"t": "purge", "pk": "p2"}]},
+        {"ops": [_h("p1", "00", "01", n=1), {"t": "i", "pk": "p1", "e": {"V": 1}, "n": 2}]},
+        {"ops": [_h("p1", "02", n=3), {"t": "i", "pk": "p2", "e": {"V": 1}, "n": 4}]},
+        {"w": [1, 2, 3]},  # the table writer wrote p1's ops so far
+        {"ops": [_h("p3", "00", n=5)]},
+        {"w": [5]},
+        {"ops": [{"t": "purge", "pk": "p2", "n": 6}]},
     ]
-    ops = replay(records).ops
-    assert {(op["t"], op["pk"], op.get("n")) for op in ops} == {
-        ("h", "p1", 2),  # only the newest History write of p1
-        ("i", "p1", 1),
-        ("purge", "p2", None),  # p2's Instances write is not redone after its purge
-    }
+    assert {op["pk"] for op in replay(records).ops} == {"p2"}  # p1, p3: written
+    ops = replay([*records, {"ops": [_h("p1", "03", n=7)]}]).ops
+    p1 = [op for op in ops if op["pk"] == "p1"]
+    # everything of p1 again, coalesced: one History write with all rows, then the Instances row
+    assert [op["t"] for op in p1] == ["h", "i"]
+    assert [e["RowKey"] for e in p1[0]["batches"][0]] == ["00", "01", "02", "03", "sentinel"]
+    # p2's Instances write is not redone after its purge, the purge is (not yet written)
+    assert [(op["t"], op.get("e")) for op in ops if op["pk"] == "p2"] == [("purge", None)]
+    # a journal from before write-behind (no ids, no "w"): every partition's ops, coalesced
+    old = [
+        {"ops": [{k: v for k, v in op.items() if k != "n"} for op in r.get("ops", ())]}
+        for r in records
+    ]
+    assert {op["pk"] for op in replay(old).ops} == {"p1", "p2", "p3"}
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from durable_helpers.local.sidecar.engine import Engine
 from durable_helpers.local.sidecar.rest import RestStorage
 from durable_helpers.local.sidecar.servicer import Servicer, StorageUnreachableInterceptor
 from durable_helpers.local.sidecar.store import Store
+from durable_helpers.local.sidecar.table_writer import lag_from_env
 from durable_helpers.local.sidecar.work_items import lease_seconds_from_env
 from durable_helpers.storage import mask_secrets
 
@@ -40,6 +41,10 @@ class LocalTaskHub:
     Azurite on its default ports). ``port=0`` picks a free port; ``address`` is ``host:port``.
     ``lease_seconds``: how long a work item may stay uncompleted on a worker before it is handed
     out again (None: ``DURABLE_HELPERS_LEASE_SECONDS``, else 120 s; see ``work_items``).
+    ``table_lag``: at most how many seconds History/Instances rows of a running instance may reach
+    the tables after their checkpoint, so that several checkpoints go in one write (None:
+    ``DURABLE_HELPERS_TABLE_LAG``, else 1 s; 0 writes every checkpoint at once; a finished
+    instance's rows are always written before its completion is visible; see ``table_writer``).
 
     Example:
         >>> hub = LocalTaskHub(connection=conn, hub="MyHub", port=0).start()  # doctest: +SKIP
@@ -57,6 +62,7 @@ class LocalTaskHub:
         *,
         max_workers: int = 64,
         lease_seconds: float | None = None,
+        table_lag: float | None = None,
     ) -> None:
         self.hub = hub
         self.host = host
@@ -66,6 +72,9 @@ class LocalTaskHub:
         self.lease_seconds = lease_seconds_from_env() if lease_seconds is None else lease_seconds
         if not self.lease_seconds > 0:
             raise ValueError(f"lease_seconds must be above 0, not {lease_seconds!r}")
+        self.table_lag = lag_from_env() if table_lag is None else table_lag
+        if not self.table_lag >= 0:
+            raise ValueError(f"table_lag must be 0 or more seconds, not {table_lag!r}")
         self._server: grpc.Server | None = None
         self.engine: Engine | None = None
 
@@ -77,7 +86,7 @@ class LocalTaskHub:
     def start(self) -> LocalTaskHub:
         """Recover the hub's state from storage and start serving."""
         rest = RestStorage.from_connection_string(self._connection)
-        store = Store(rest, self.hub)
+        store = Store(rest, self.hub, table_lag=self.table_lag)
         self.engine = Engine(store, lease_seconds=self.lease_seconds)
         try:
             self.engine.start()

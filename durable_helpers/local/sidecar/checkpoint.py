@@ -9,14 +9,13 @@ the tables and then the plan to memory. An ``Episode`` is one response being pla
 planning steps add History rows (``add_row``) and messages (``send``) through it. A new kind of
 work (entities) plans into the same shape: rows into ``ops``, messages into ``omsgs``.
 
-May call: :mod:`durable_helpers.schema`, :mod:`durable_helpers.protocol_rows`, the store's
-table writes (``apply_ops_with_retries``) and the engine's clock and ids; it holds no lock.
+May call: :mod:`durable_helpers.schema`, :mod:`durable_helpers.protocol_rows`, the store (for
+the Instances row's blob names) and the engine's clock and ids; it holds no lock.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -25,7 +24,7 @@ import durabletask.internal.orchestrator_service_pb2 as pb
 
 from durable_helpers import schema
 from durable_helpers.local.sidecar.state import UTC, AMsg, Inst, NewState, OMsg, now_utc, ts
-from durable_helpers.local.sidecar.store import STORAGE_PATIENCE_SECONDS, Store, wire
+from durable_helpers.local.sidecar.store import Store, wire
 from durable_helpers.protocol_rows import STATUS_NAMES, event_to_columns, failure_to_json
 
 if TYPE_CHECKING:
@@ -186,27 +185,3 @@ def instance_row(
         row, store.largemessages_url, blob_names=blob_names
     )
     return row, blobs
-
-
-def apply_ops_with_retries(
-    store: Store, ops: list[dict[str, Any]], patience: float = STORAGE_PATIENCE_SECONDS
-) -> None:
-    """Write journaled table operations, retrying for up to ``patience`` seconds.
-
-    The caller's next checkpoint of the partition waits meanwhile, so a storage outage shorter
-    than the patience leaves no gap in a History partition; after a longer one, recovery
-    re-applies the write from the journal at restart.
-    """
-    deadline = time.monotonic() + patience
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            store.apply_ops(ops)
-            return
-        except Exception as exc:  # durable in the journal: retry, recovery redoes it anyway
-            if time.monotonic() >= deadline:
-                break
-            log.warning("table write failed (attempt %d): %s", attempt, exc)
-            time.sleep(min(0.2 * attempt, 2.0))
-    log.error("giving up on a table write; it will be re-applied from the journal at restart")

@@ -24,7 +24,6 @@ import durabletask.internal.orchestrator_service_pb2 as pb
 
 from durable_helpers import schema
 from durable_helpers.local.sidecar.checkpoint import (
-    apply_ops_with_retries,
     instance_op,
     instance_row,
 )
@@ -63,8 +62,13 @@ class Clients:
         engine = self.engine
         with engine.lock:
             inst = engine.inbox.active.get(instance_id)
-            if inst is not None and inst.loaded:
-                return Snapshot.of(inst)
+            snap = Snapshot.of(inst) if inst is not None and inst.loaded else None
+        if snap is not None:
+            return self._in_tables(snap)
+        with engine.lock:
+            kept = engine.inbox.finished_states.get(instance_id)
+            if kept is not None and instance_id not in engine.inbox.active:
+                return kept
         row = engine.store.get_instance_row(instance_id)
         if row is None:
             return None
@@ -84,21 +88,29 @@ class Clients:
         while True:
             with engine.lock:
                 inst = engine.inbox.active.get(instance_id)
-                if inst is not None and inst.loaded and not inst.unknown:
+                live = inst is not None and inst.loaded and not inst.unknown
+                if live:
                     snap = Snapshot.of(inst)
-                    if predicate(snap):
-                        return snap
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        raise TimeoutError(instance_id)
-                    engine.cv.wait(min(remaining, 0.5))
-                    continue
+                    if not predicate(snap):
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0:
+                            raise TimeoutError(instance_id)
+                        engine.cv.wait(min(remaining, 0.5))
+                        continue
+            if live:
+                return self._in_tables(snap)
             snap = self.instance_state(instance_id)
             if snap is None or predicate(snap):
                 return snap
             if time.monotonic() >= deadline:
                 raise TimeoutError(instance_id)
             time.sleep(0.05)
+
+    def _in_tables(self, snap: Snapshot) -> Snapshot:
+        """``snap``, once the instance's queued table writes are written: a client that saw a
+        state finds its rows when it reads the tables next (lock not held)."""
+        self.engine.store.writer.flush(schema.escape_partition_key(snap.instance_id))
+        return snap
 
     def start_instance(self, req: pb.CreateInstanceRequest) -> str:
         """Start an instance durably; returns its id (EngineError for a bad or taken id)."""
@@ -144,7 +156,7 @@ class Clients:
                     **({"a": [m.id for m in old.inbox]} if old else {}),
                 }
             )
-            apply_ops_with_retries(engine.store, ops)
+            engine.store.write(ops, now=True)
             with engine.lock:
                 self._activate(st, msg)
                 engine.cv.notify_all()
@@ -177,7 +189,7 @@ class Clients:
     def _activate(self, st: NewState, msg: OMsg) -> None:
         """A durable start: the instance is live with its ExecutionStarted (lock held)."""
         inbox = self.engine.inbox
-        inbox.finished.pop(msg.instance_id, None)
+        inbox.forget_finished(msg.instance_id)
         inst = Inst(msg.instance_id)
         st.store_into(inst)
         inbox.active[msg.instance_id] = inst
@@ -273,9 +285,11 @@ class Clients:
         journal = engine.store.journal
         journal.begin()
         try:
-            journal.append({"ops": [{"t": "purge", "pk": pk}]})
-            engine.store.purge_partition(pk)
+            ops = [{"t": "purge", "pk": pk}]
+            journal.append({"ops": ops})
+            engine.store.write(ops, now=True)
             with engine.lock:
+                engine.inbox.forget_finished(instance_id)
                 inst = engine.inbox.active.get(instance_id)
                 if inst is not None and inst.in_flight is None:
                     engine.inbox.active.pop(instance_id, None)

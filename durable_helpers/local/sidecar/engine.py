@@ -4,8 +4,9 @@ The engine keeps, in memory, the instances that are not finished (their current 
 history, their inbox of pending messages, the work item in flight) plus pending activity work
 and timers; finished instances live only in the tables. Every change is made durable through
 the :class:`~durable_helpers.local.sidecar.store.Journal` *before* it is applied in memory and
-acknowledged, and every checkpoint is written to the History/Instances tables before the RPC
-returns (the last write per partition is replayed from the journal after a crash).
+acknowledged; its History/Instances rows are written behind by the store's
+:class:`~.table_writer.TableWriter` (coalesced, within a bounded lag; a finished instance's before
+its completion is visible), and recovery re-applies what the journal does not say was written.
 
 ``Engine`` is a thin coordinator: it builds the parts, recovers at ``start``, and forwards each
 RPC to the part that owns it. The parts (each module's docstring says what it owns and calls):
@@ -126,19 +127,24 @@ class Engine:
                 self.inbox.deliver(m)
         self.store.journal.snapshot = self._snapshot
         self.store.journal.start(self._snapshot())
+        self.store.writer.start()
         self.timers.start()
         self.work.start_leases()
 
     def stop(self) -> None:
-        """Stop dispatching and close the journal (pending appends are flushed)."""
+        """Stop dispatching, write queued table writes and close the journal (flushed)."""
         with self.lock:
             self.stopping = True
             self.cv.notify_all()
+        self.store.writer.close()
         self.store.journal.close()
         self.loader.shutdown(wait=False, cancel_futures=True)
         self.entities.stop()
 
     def _snapshot(self) -> list[dict[str, Any]]:
+        # A compacted journal holds no table writes: write every queued one first (raises, and
+        # so keeps the old segment, when storage does not take them).
+        self.store.writer.flush_all()
         with self.lock:
             return recovery.pending_records(self)
 

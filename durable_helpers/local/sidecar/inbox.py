@@ -28,6 +28,7 @@ from durable_helpers.local.sidecar.state import (
     AMsg,
     Inst,
     OMsg,
+    Snapshot,
     exec_of,
     fill_from_row,
     parent_of,
@@ -41,6 +42,10 @@ log = logging.getLogger("durable_helpers.local.sidecar")
 
 #: How many finished instance ids are remembered (their late messages are dropped).
 FINISHED_REMEMBERED = 10_000
+#: How many of them keep their final state, so that a status query needs no table read, and
+#: how many payload characters (inputs + outputs) those states may hold in all.
+FINISHED_STATES_KEPT = 10_000
+FINISHED_STATES_CHARS = 4_000_000
 
 
 class Inbox:
@@ -53,6 +58,9 @@ class Inbox:
         self.ready_set: set[str] = set()
         # Recently finished instances: their late messages and activities are dropped at once.
         self.finished: OrderedDict[str, None] = OrderedDict()
+        # The newest finished instances' final states (what a status query answers).
+        self.finished_states: OrderedDict[str, Snapshot] = OrderedDict()
+        self._state_chars = 0
 
     def deliver(self, msg: OMsg) -> None:
         """Route a durable message to its instance (lock held)."""
@@ -104,12 +112,32 @@ class Inbox:
         with self.engine.lock:
             self.mark_ready(inst)
 
-    def remember_finished(self, instance_id: str) -> None:
-        """Note that an instance finished (lock held)."""
+    def remember_finished(self, instance_id: str, state: Snapshot | None = None) -> None:
+        """Note that an instance finished, with its final state if it is small (lock held)."""
         self.finished[instance_id] = None
         self.finished.move_to_end(instance_id)
         while len(self.finished) > FINISHED_REMEMBERED:
             self.finished.popitem(last=False)
+        self._forget_state(instance_id)
+        size = _chars(state) if state is not None else 0
+        if state is not None and size <= FINISHED_STATES_CHARS // 100:
+            self.finished_states[instance_id] = state
+            self._state_chars += size
+            while (
+                len(self.finished_states) > FINISHED_STATES_KEPT
+                or self._state_chars > FINISHED_STATES_CHARS
+            ):
+                self._forget_state(next(iter(self.finished_states)))
+
+    def _forget_state(self, instance_id: str) -> None:
+        state = self.finished_states.pop(instance_id, None)
+        if state is not None:
+            self._state_chars -= _chars(state)
+
+    def forget_finished(self, instance_id: str) -> None:
+        """The instance starts again, is rewound or purged: it is no longer finished (lock held)."""
+        self.finished.pop(instance_id, None)
+        self._forget_state(instance_id)
 
     def drop(self, msgs: Iterable[OMsg | AMsg], why: str) -> None:
         """Acknowledge messages that will never be delivered (journaled, not awaited)."""
@@ -242,3 +270,7 @@ def select_batch(inst: Inst) -> tuple[list[OMsg], list[OMsg]]:
             continue
         batch.append(m)
     return batch, dropped
+
+
+def _chars(state: Snapshot) -> int:
+    return len(state.input or "") + len(state.output or "") + len(state.custom_status or "")

@@ -6,7 +6,8 @@ taking ready instances in turn, skipping those the stream's filters refuse, buil
 a work item whose stream broke (failing the instance after ``LOST_DELIVERIES_LIMIT`` broken
 streams in a row), and taking it back when a worker abandons it. ``complete`` commits a worker's
 ``OrchestratorResponse``: plan it (:func:`~.planner.plan_response`), upload its blobs, journal
-it, write its rows, then apply it to memory.
+it, hand its rows to the store's write-behind (at once when the instance finishes), then apply it
+to memory.
 
 May call: the inbox, work items (tokens), activities (queue planned activities), the planner,
 the checkpoint helpers, the fallbacks, the store and the journal. ``complete`` takes the lock
@@ -22,10 +23,10 @@ from typing import TYPE_CHECKING
 import durabletask.internal.orchestrator_service_pb2 as pb
 
 from durable_helpers.local.sidecar import fallbacks
-from durable_helpers.local.sidecar.checkpoint import Plan, apply_ops_with_retries
+from durable_helpers.local.sidecar.checkpoint import Plan
 from durable_helpers.local.sidecar.inbox import pending_name, select_batch
 from durable_helpers.local.sidecar.planner import plan_response
-from durable_helpers.local.sidecar.state import Dispatch, Inst, sv
+from durable_helpers.local.sidecar.state import TERMINAL, Dispatch, Inst, Snapshot, sv
 from durable_helpers.local.sidecar.store import STORAGE_PATIENCE_SECONDS
 from durable_helpers.local.sidecar.work_items import Stream
 
@@ -193,6 +194,7 @@ class Orchestrations:
             d.committing = True
         journal = engine.store.journal
         journal.begin()
+        deferred = False
         try:
             try:
                 plan = plan_response(engine, inst, d, resp)
@@ -207,11 +209,26 @@ class Orchestrations:
                     d.redeliver = True
                 threading.Timer(1.0, engine.inbox.mark_ready_locked, args=(inst,)).start()
                 raise
-            apply_ops_with_retries(engine.store, plan.ops)
-            with engine.lock:
+            if plan.state.status in TERMINAL and not plan.state.continued:
+                # Durable now, so the worker is answered; the rows go to the tables at once
+                # and only then is the completion visible (waiters read the tables next).
+                engine.store.write(plan.ops, then=lambda: self._finish(inst, d, plan))
+                deferred = True
+            else:  # written behind, coalesced with the instance's next checkpoints
+                engine.store.write(plan.ops)
+                with engine.lock:
+                    self._apply_plan(inst, d, plan)
+        finally:
+            if not deferred:
+                journal.done()
+
+    def _finish(self, inst: Inst, d: Dispatch, plan: Plan) -> None:
+        """A finished instance's rows are in the tables: make its completion visible."""
+        try:
+            with self.engine.lock:
                 self._apply_plan(inst, d, plan)
         finally:
-            journal.done()
+            self.engine.store.journal.done()
 
     def _apply_plan(self, inst: Inst, d: Dispatch, plan: Plan) -> None:
         """In-memory effects of a durable checkpoint (lock held)."""
@@ -227,7 +244,7 @@ class Orchestrations:
             inst.history.extend(plan.history_events)
         st.store_into(inst)
         for child_id, child_state in plan.children:
-            inbox.finished.pop(child_id, None)
+            inbox.forget_finished(child_id)
             child = inbox.active.get(child_id)
             if child is None or child.terminal or not child.loaded:
                 child = Inst(child_id)
@@ -242,7 +259,7 @@ class Orchestrations:
             inst.history = []
         if inst.terminal:
             inst.history = []  # finished: history lives in the table only
-            inbox.remember_finished(inst.instance_id)
+            inbox.remember_finished(inst.instance_id, Snapshot.of(inst))
             if not inst.inbox:
                 inbox.active.pop(inst.instance_id, None)
         elif inst.inbox or inst.kick:

@@ -1,10 +1,13 @@
 """Recovery from the journal: what a restart replays, and what a compacted journal keeps.
 
 ``replay`` reads the journal's records in order: every message written (``"m"``) that no later
-record acknowledged (``"a"``) is still pending, and the last table write per partition
-(``"ops"``: History ``h``, Instances ``i``, ``purge``) is re-applied, since the crash may have
-come between the journal append and the table write. ``pending_records`` is the other half:
-the records of every message still pending in memory, which is all a compacted journal needs.
+record acknowledged (``"a"``) is still pending, and every partition with a table write
+(``"ops"``: History ``h``, Instances ``i``, ``purge``) that no ``"w"`` record says was written
+is re-applied, all its ops since its last purge coalesced to their final state (the table writer
+writes behind, so the crash may have come before any of them reached the tables; re-applying
+written ones is harmless, and ``w`` records lost in the crash only cost a rewrite).
+``pending_records`` is the other half: the records of every message still pending in memory,
+which is all a compacted journal needs.
 
 May call: :mod:`~.state` (message records), and the parts' pending messages for
 ``pending_records``; the engine applies what ``replay`` returns.
@@ -18,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from durable_helpers.local.sidecar.state import AMsg, OMsg, message_from_record
+from durable_helpers.local.sidecar.table_writer import coalesce
 
 if TYPE_CHECKING:
     from durable_helpers.local.sidecar.engine import Engine
@@ -48,8 +52,9 @@ def replay(records: Iterable[dict[str, Any]]) -> Replayed:
     """
     omsgs: dict[str, OMsg] = {}
     amsgs: dict[str, AMsg] = {}
-    last_h: dict[str, dict[str, Any]] = {}
-    last_i: dict[str, dict[str, Any]] = {}
+    ops_of: dict[str, list[dict[str, Any]]] = {}  # per partition, since its last purge
+    unwritten: dict[str, set[Any]] = {}  # per partition, ids of ops no "w" record lists
+    partition_of: dict[Any, str] = {}
     for record in records:
         for m in record.get("m", ()):
             msg = message_from_record(m)
@@ -61,17 +66,25 @@ def replay(records: Iterable[dict[str, Any]]) -> Replayed:
             omsgs.pop(ack, None)
             amsgs.pop(ack, None)
         for op in record.get("ops", ()):
-            if op["t"] == "h":
-                last_h[op["pk"]] = op
-            elif op["t"] == "i":
-                last_i[op["pk"]] = op
-            elif op["t"] == "purge":
-                last_h[op["pk"]] = op
-                last_i.pop(op["pk"], None)
+            pk = op["pk"]
+            if op["t"] == "purge":
+                ops_of[pk] = []
+                unwritten[pk] = set()
+            ops_of.setdefault(pk, []).append(op)
+            unwritten.setdefault(pk, set()).add(op.get("n", id(op)))
+            partition_of[op.get("n", id(op))] = pk
+        for n in record.get("w", ()):
+            pk = partition_of.get(n)
+            if pk is not None:
+                unwritten[pk].discard(n)
+    redo: list[dict[str, Any]] = []
+    for pk, ops in ops_of.items():
+        if unwritten.get(pk):
+            redo.extend(coalesce(ops))
     return Replayed(
         omsgs=sorted(omsgs.values(), key=lambda m: m.seq),
         amsgs=list(amsgs.values()),
-        ops=list(last_h.values()) + list(last_i.values()),
+        ops=redo,
     )
 
 

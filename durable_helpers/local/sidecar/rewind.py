@@ -23,7 +23,6 @@ import durabletask.internal.orchestrator_service_pb2 as pb
 from durable_helpers.local.sidecar import sub_orchestrations
 from durable_helpers.local.sidecar.checkpoint import (
     Episode,
-    apply_ops_with_retries,
     instance_op,
     instance_row,
     plan_history_rows,
@@ -56,7 +55,7 @@ def request_rewind(engine: Engine, instance_id: str, reason: str | None) -> None
         inst.loaded = False  # reload the full history (the tables keep finished ones)
         inst.loading = True
         inst.rewinding = True  # keeps it in memory, and holds dispatch until the event is in
-        inbox.finished.pop(instance_id, None)
+        inbox.forget_finished(instance_id)
     try:
         inbox.load(instance_id)
     except Exception:
@@ -79,7 +78,7 @@ def request_rewind(engine: Engine, instance_id: str, reason: str | None) -> None
     journal.begin()
     try:
         journal.append({"m": [msg.record()], "ops": ops})
-        apply_ops_with_retries(engine.store, ops)
+        engine.store.write(ops, now=True)
         with engine.lock:
             st.store_into(inst)
             inbox.deliver(msg)

@@ -5,14 +5,17 @@ Two kinds of state live in Azurite:
 * **The task hub tables and blobs**, in the real Durable Functions layout, built with
   :mod:`durable_helpers.schema`: ``{hub}History`` (rows + sentinel per checkpoint, in
   entity-group transactions of at most 100), ``{hub}Instances``, ``{h}-largemessages``.
-  The control queues and the work-item queue are created so the hub looks complete.
+  The control queues and the work-item queue are created so the hub looks complete. Their
+  writes go through a :class:`~.table_writer.TableWriter` (write-behind, coalesced, lag bounded);
+  every read here flushes the partitions it reads first, so the sidecar reads its own writes.
 * **The journal**: the sidecar's durable inbox. Every acknowledged change is first appended, as
   one JSON line, to an append blob in ``{h}-sidecar`` (``journal-{n}.log``); one append is
   atomic, and concurrent callers share an append (group commit). A record carries the messages
   it creates (orchestration events, activity work), the ids of the messages it consumes, and the
-  table writes it implies. After a ``kill -9`` the journal is read back: messages minus acks are
-  the pending work, and the last table write of every partition is re-applied (writes are
-  idempotent upserts with fixed keys), which finishes a checkpoint cut in the middle.
+  table writes it implies (each with an id ``n``; ``w`` records list the ids written). After a
+  ``kill -9`` the journal is read back: messages minus acks are the pending work, and every
+  partition with an op not known written is re-applied (writes are idempotent upserts with fixed
+  keys, coalesced to their final state), which finishes a checkpoint cut in the middle.
 
 Example:
     >>> store = Store(RestStorage.from_connection_string(conn), "MyHub")  # doctest: +SKIP
@@ -21,6 +24,8 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import logging
 import threading
@@ -31,6 +36,7 @@ from typing import Any
 
 from durable_helpers import schema
 from durable_helpers.local.sidecar.rest import RestStorage, StorageError, entity_to_wire
+from durable_helpers.local.sidecar.table_writer import DEFAULT_LAG_SECONDS, TableWriter
 
 log = logging.getLogger("durable_helpers.local.sidecar")
 
@@ -85,6 +91,8 @@ class Journal:
         self._thread: threading.Thread | None = None
         self.snapshot: Callable[[], list[dict[str, Any]]] | None = None
         self.appends_total = 0
+        # Ids of table ops (``n``), unique within this process: a restart starts a new segment.
+        self._op_ids = itertools.count(time.time_ns())
 
     # -- reading (recovery) ----------------------------------------------------------------
 
@@ -173,7 +181,10 @@ class Journal:
         ``patience``: seconds to keep trying while storage does not answer, for callers that
         would rather wait for storage to come back than fail (a worker's completion); 0 fails
         after the writer's own few attempts (a client's call: it gets a clear error at once).
+        Each table op of the record gets its id ``n`` (in place, so the caller's ops carry it).
         """
+        for op in record.get("ops", ()):
+            op.setdefault("n", next(self._op_ids))
         line = self._encode(record)
         deadline = time.monotonic() + patience
         while True:
@@ -271,11 +282,19 @@ class Journal:
 class Store:
     """The task hub's tables, blobs and journal for one hub (names from :mod:`schema`)."""
 
-    def __init__(self, rest: RestStorage, hub: str) -> None:
+    def __init__(
+        self, rest: RestStorage, hub: str, *, table_lag: float = DEFAULT_LAG_SECONDS
+    ) -> None:
         self.rest = rest
         self.hub = hub
         self.names = schema.hub_names(hub)
         self.journal = Journal(rest, journal_container(hub))
+        self.writer = TableWriter(
+            self.apply_ops,
+            lag=table_lag,
+            patience=STORAGE_PATIENCE_SECONDS,
+            on_written=self._journal_written,
+        )
         blob_ep = rest._endpoints["blob"]
         self.largemessages_url = (
             f"{blob_ep.scheme}://{blob_ep.host}:{blob_ep.port}{blob_ep.base_path}/"
@@ -292,6 +311,22 @@ class Store:
         self.rest.create_container(journal_container(self.hub))
 
     # -- writes -----------------------------------------------------------------------------
+
+    def write(
+        self,
+        ops: Iterable[dict[str, Any]],
+        *,
+        now: bool = False,
+        then: Callable[[], None] | None = None,
+    ) -> None:
+        """Write journaled table ops behind (``now``: before returning; ``then``: call it once
+        they are written, without waiting for the lag; see ``TableWriter.submit``)."""
+        self.writer.submit(ops, now=now, then=then)
+
+    def _journal_written(self, ids: list[Any]) -> None:
+        # Closing: recovery re-applies those partitions, which is harmless.
+        with contextlib.suppress(RuntimeError):
+            self.journal.append({"w": ids}, wait=False)
 
     def upload_blobs(self, blobs: Iterable[tuple[str, bytes]]) -> None:
         """Upload large-payload blobs (before the rows that point at them)."""
@@ -314,6 +349,7 @@ class Store:
 
     def insert_instance_row(self, entity: Mapping[str, Any]) -> bool:
         """Insert an Instances row; False when the instance already exists."""
+        self.writer.flush(entity["PartitionKey"])
         return self.rest.insert_entity(self.names.instances_table, entity)
 
     def purge_partition(self, pk: str) -> None:
@@ -339,9 +375,9 @@ class Store:
 
     def get_instance_row(self, instance_id: str) -> dict[str, Any] | None:
         """The Instances row of an instance (large Input/Output resolved), or None."""
-        row = self.rest.get_entity(
-            self.names.instances_table, schema.escape_partition_key(instance_id), ""
-        )
+        pk = schema.escape_partition_key(instance_id)
+        self.writer.flush(pk)
+        row = self.rest.get_entity(self.names.instances_table, pk, "")
         return self.resolve_instance_payloads(row) if row else None
 
     def resolve_instance_payloads(self, row: dict[str, Any]) -> dict[str, Any]:
@@ -362,6 +398,7 @@ class Store:
     def read_history(self, instance_id: str) -> tuple[str | None, list[dict[str, Any]]]:
         """(execution id, rows of the current execution in RowKey order), blobs resolved."""
         pk = schema.escape_partition_key(instance_id)
+        self.writer.flush(pk)
         rows = list(
             self.rest.query_all(
                 self.names.history_table, f"PartitionKey eq {schema.odata_string(pk)}"
@@ -389,7 +426,8 @@ class Store:
     def query_instances(
         self, filter: str | None, top: int | None, token: tuple[str, str] | None
     ) -> tuple[list[dict[str, Any]], tuple[str, str] | None]:
-        """One page of Instances rows."""
+        """One page of Instances rows (every queued write flushed first)."""
+        self.writer.flush_all()
         return self.rest.query_entities(
             self.names.instances_table, filter, top=top, continuation=token
         )

@@ -109,10 +109,13 @@ def signal(hub: EntityHub, request: pb.SignalEntityRequest) -> None:
 
 
 def _record(hub: EntityHub, instance_id: str) -> EntityRecord | None:
+    """The entity's record, memory first; once a client sees it, its rows are in the tables."""
     with hub.engine.lock:
         live = hub.live.get(instance_id)
-        if live is not None and live.loaded:
-            return live.record
+        record = live.record if live is not None and live.loaded else None
+    if record is not None:
+        hub.engine.store.writer.flush(schema.escape_partition_key(instance_id))
+        return record
     row = hub.engine.store.get_instance_row(instance_id)
     return record_from_row(instance_id, row) if row is not None else None
 
@@ -237,8 +240,9 @@ def _remove_if_empty(hub: EntityHub, instance_id: str) -> bool:
             if live is not None and (live.inbox or live.batch is not None):
                 return False
             hub.live.pop(instance_id, None)
-        journal.append({"ops": [{"t": "purge", "pk": pk}]})
-        engine.store.purge_partition(pk)
+        ops = [{"t": "purge", "pk": pk}]
+        journal.append({"ops": ops})
+        engine.store.write(ops, now=True)
     finally:
         journal.done()
     return True

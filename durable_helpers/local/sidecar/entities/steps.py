@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import durabletask.internal.orchestrator_service_pb2 as pb
 
-from durable_helpers.local.sidecar.checkpoint import apply_ops_with_retries, instance_op
+from durable_helpers.local.sidecar.checkpoint import instance_op
 from durable_helpers.local.sidecar.entities.model import EntityRecord, Request, Step, forwarded_lock
 from durable_helpers.local.sidecar.entities.orchestration import (
     EntityMessage,
@@ -100,7 +100,7 @@ def commit(hub: EntityHub, live: Live, batch: Batch, result: pb.EntityBatchResul
                     batch.redeliver = True
             threading.Timer(1.0, hub.kick_locked, args=(live,)).start()
             raise
-        apply_ops_with_retries(engine.store, ops)
+        engine.store.write(ops)
         with engine.lock:
             taken = {m.id for m in batch.msgs}
             live.record = new
