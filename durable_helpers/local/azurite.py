@@ -1,8 +1,11 @@
 """Azurite, the local Azure Storage emulator: find it, start it, wait for it, stop it.
 
 Azurite comes from npm (``npm ci`` in the project folder puts it in ``node_modules``). This module
-starts it bound to 127.0.0.1 with telemetry off, waits until the blob, queue and table services
-answer, reuses one that already runs on the same ports, and stops the one it started by pid.
+starts it bound to 127.0.0.1 with telemetry off and its access log silenced (unless a log file is
+asked for), waits until the blob, queue and table services answer, reuses one that already runs on
+the same ports, and stops the one it started by pid. The Azurite it starts from Node preloads
+``azurite_keyed_lookups.cjs``, which keeps point lookups by key from scanning every entity that
+shares a RowKey, so a task hub does not get slower as its tables fill.
 
 Example:
     >>> with Azurite(in_memory=True, ports=free_ports(3)) as azurite:  # doctest: +SKIP
@@ -28,6 +31,8 @@ from durable_helpers.storage import AZURITE_ACCOUNT, AZURITE_HOST, azurite_conne
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("blob", "queue", "table")
 DEFAULT_PORTS = (10000, 10001, 10002)
+#: Preloaded into a Node-run Azurite (see the module docstring).
+KEYED_LOOKUPS = Path(__file__).with_name("azurite_keyed_lookups.cjs")
 
 
 class AzuriteError(RuntimeError):
@@ -101,6 +106,8 @@ class Azurite:
     on the same ports and then does not own it (``stop()`` leaves it running).
     ``stop_with_parent=True`` (Linux) ends the emulator when the starting process dies, even
     by ``kill -9``: what test sessions want, and what ``local up`` must not use.
+    ``keyed_lookups=False`` starts Azurite without the preload of ``azurite_keyed_lookups.cjs``
+    (the module docstring says what it does).
 
     Example:
         >>> azurite = Azurite(in_memory=True, ports=free_ports(3)).start()  # doctest: +SKIP
@@ -114,6 +121,7 @@ class Azurite:
     log_file: Path | None = None
     startup_timeout: float = 30.0
     stop_with_parent: bool = False
+    keyed_lookups: bool = True
     process: subprocess.Popen | None = field(default=None, repr=False)
     reused: bool = False
 
@@ -135,13 +143,18 @@ class Azurite:
     def command(self) -> list[str]:
         """The full command line that starts this emulator."""
         blob, queue, table = self.ports
+        found = find_azurite()
+        if self.keyed_lookups and Path(found[0]).name.startswith("node"):
+            found = [found[0], "--require", str(KEYED_LOOKUPS), *found[1:]]
         args = [
-            *find_azurite(),
+            *found,
             "--blobHost", self.host, "--blobPort", str(blob),
             "--queueHost", self.host, "--queuePort", str(queue),
             "--tableHost", self.host, "--tablePort", str(table),
             "--disableTelemetry", "--skipApiVersionCheck", "--loose",
         ]  # fmt: skip
+        if self.log_file is None:
+            args.append("--silent")  # the access log would go nowhere; skip formatting it
         if self.in_memory:
             args.append("--inMemoryPersistence")
         else:
