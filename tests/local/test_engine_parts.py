@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import durabletask.internal.orchestrator_service_pb2 as pb
 import pytest
 from google.protobuf import wrappers_pb2
 
+from durable_helpers import schema
 from durable_helpers.local.sidecar.engine import Engine
 from durable_helpers.local.sidecar.recovery import replay
 from durable_helpers.local.sidecar.rest import RestStorage
 from durable_helpers.local.sidecar.state import AMsg, OMsg
-from durable_helpers.local.sidecar.store import Store
+from durable_helpers.local.sidecar.store import Store, wire
 
 
 def _omsg(msg_id: str, instance_id: str = "i1") -> OMsg:
@@ -172,3 +174,30 @@ def test_work_of_a_closed_stream_goes_to_another_and_its_token_stays_good(engine
     resumed = _next(engine, orchestrator).orchestratorRequest
     completed = [e for e in resumed.newEvents if e.HasField("taskCompleted")]
     assert [e.taskCompleted.result.value for e in completed] == ['"done"']
+
+
+def test_recovery_removes_pending_rows_of_starts_that_were_never_acknowledged(
+    connection_string: str, hub_name: str
+) -> None:
+    def new_engine() -> Engine:
+        return Engine(Store(RestStorage.from_connection_string(connection_string), hub_name))
+
+    engine = new_engine()
+    engine.start()
+    try:
+        engine.start_instance(pb.CreateInstanceRequest(name="NoWorker", instanceId="started"))
+        # What a crash between the row's insert and the journal append leaves behind:
+        orphan = schema.instance_entity(
+            "orphan", Name="NoWorker", RuntimeStatus="Pending", CreatedTime=datetime.now(UTC)
+        )
+        assert engine.store.insert_instance_row(wire(orphan))
+    finally:
+        engine.stop()
+    engine = new_engine()
+    engine.start()
+    try:
+        assert engine.store.get_instance_row("orphan") is None
+        started = engine.store.get_instance_row("started")
+        assert started is not None and started["RuntimeStatus"] == "Pending"
+    finally:
+        engine.stop()

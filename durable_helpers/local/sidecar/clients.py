@@ -14,6 +14,7 @@ and the journal. Each method takes the lock itself for its in-memory steps, neve
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
@@ -166,17 +167,31 @@ class Clients:
         return instance_id
 
     def _start_new(self, req: pb.CreateInstanceRequest, instance_id: str) -> bool:
-        """Fast path: journal the start, then insert the Pending row (fails if it exists)."""
+        """Fast path: journal the start while inserting the Pending row (fails if it exists).
+
+        The insert overlaps with the journal append. When the append fails the inserted row is
+        deleted again; when the sidecar dies between the two, the row is a start nobody was told
+        of, and recovery removes it (:meth:`~.store.Store.remove_unstarted`).
+        """
         engine = self.engine
         msg, st, row, blobs = self.start_parts(req, instance_id, 0)
         engine.store.upload_blobs(blobs)
         op = {"t": "i", "pk": row["PartitionKey"], "e": wire(row), "ins": 1}
+        inserted: list[bool] = []
         journal = engine.store.journal
         journal.begin()
         try:
-            journal.append({"m": [msg.record()], "ops": [op]})
-            created = engine.store.insert_instance_row(op["e"])
-            if not created:
+            try:
+                journal.append(
+                    {"m": [msg.record()], "ops": [op]},
+                    meanwhile=lambda: inserted.append(engine.store.insert_instance_row(op["e"])),
+                )
+            except Exception:
+                if inserted and inserted[0]:  # not durable: no row for a start never made
+                    with contextlib.suppress(Exception):
+                        engine.store.delete_instance_row(op["pk"])
+                raise
+            if not inserted[0]:
                 journal.append({"a": [msg.id]}, wait=False)  # cancel: the id is taken
                 return False
             with engine.lock:

@@ -121,6 +121,7 @@ class Engine:
                 len(pending.ops),
             )
             self.store.apply_ops(pending.ops)
+            self.store.remove_unstarted({m.instance_id for m in pending.omsgs})
         with self.lock:
             self.activities.add(pending.amsgs)
             for m in pending.omsgs:

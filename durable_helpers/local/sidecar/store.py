@@ -45,7 +45,8 @@ MAX_BLOCK = 4 * 1024 * 1024 - 1024
 #: Rotate the journal after this many appends (an append blob takes at most 50,000 blocks).
 ROTATE_AFTER_APPENDS = 5_000
 ROTATE_AFTER_BYTES = 256 * 1024 * 1024
-#: Group commit: when fewer records than this are waiting, linger this long for more.
+#: Group commit: when fewer records than this are waiting, and the last append carried more than
+#: one (commits are concurrent), linger this long for more; a lone caller is not kept waiting.
 GROUP_COMMIT_MIN = 4
 GROUP_COMMIT_LINGER = 0.002
 #: Seconds a worker's completion keeps retrying while storage does not answer (Azurite stopped
@@ -91,6 +92,7 @@ class Journal:
         self._thread: threading.Thread | None = None
         self.snapshot: Callable[[], list[dict[str, Any]]] | None = None
         self.appends_total = 0
+        self._last_group = 0  # records waited for in the last append
         # Ids of table ops (``n``), unique within this process: a restart starts a new segment.
         self._op_ids = itertools.count(time.time_ns())
 
@@ -174,9 +176,17 @@ class Journal:
         self.appends_total += 1
 
     def append(
-        self, record: Mapping[str, Any], *, wait: bool = True, patience: float = 0.0
+        self,
+        record: Mapping[str, Any],
+        *,
+        wait: bool = True,
+        patience: float = 0.0,
+        meanwhile: Callable[[], None] | None = None,
     ) -> None:
         """Make ``record`` durable (group commit); with ``wait=False`` return at once.
+
+        ``meanwhile``: called once while the record is being appended (its exception is raised
+        after the record is durable), for work that may overlap with the append.
 
         ``patience``: seconds to keep trying while storage does not answer, for callers that
         would rather wait for storage to come back than fail (a worker's completion); 0 fails
@@ -187,6 +197,7 @@ class Journal:
             op.setdefault("n", next(self._op_ids))
         line = self._encode(record)
         deadline = time.monotonic() + patience
+        failed: BaseException | None = None
         while True:
             waiter = _Waiter() if wait else None
             with self._cv:
@@ -196,7 +207,17 @@ class Journal:
                 self._cv.notify()
             if waiter is None:
                 return
+            if meanwhile is not None:
+                try:
+                    meanwhile()
+                except Exception as exc:  # raised once the record's own fate is known
+                    failed = exc
+                else:
+                    failed = None
+                meanwhile = None
             waiter.event.wait()
+            if waiter.error is None and failed is not None:
+                raise failed
             if waiter.error is None:
                 return
             left = deadline - time.monotonic()
@@ -223,7 +244,7 @@ class Journal:
                     self._cv.wait()
                 if not self._queue and self._stop:
                     return
-                if len(self._queue) < GROUP_COMMIT_MIN and not self._stop:
+                if len(self._queue) < GROUP_COMMIT_MIN and self._last_group > 1 and not self._stop:
                     self._cv.wait(GROUP_COMMIT_LINGER)  # let concurrent commits join this append
                 batch: list[tuple[bytes, _Waiter | None]] = []
                 size = 0
@@ -231,6 +252,7 @@ class Journal:
                     item = self._queue.pop(0)
                     batch.append(item)
                     size += len(item[0])
+                self._last_group = sum(1 for _, waiter in batch if waiter is not None)
             error: BaseException | None = None
             for attempt in range(5):
                 try:
@@ -351,6 +373,42 @@ class Store:
         """Insert an Instances row; False when the instance already exists."""
         self.writer.flush(entity["PartitionKey"])
         return self.rest.insert_entity(self.names.instances_table, entity)
+
+    def delete_instance_row(self, pk: str) -> None:
+        """Delete an Instances row (a start that did not become durable)."""
+        self.writer.flush(pk)
+        self.rest.delete_entity(self.names.instances_table, pk, "")
+
+    def remove_unstarted(self, starting: set[str]) -> int:
+        """Delete Pending rows of starts never acknowledged; returns how many (at recovery).
+
+        A start inserts its Pending row while its journal record is appended; a crash between
+        the two leaves a row with no journal record, no History and no instance behind it.
+        Every Pending instance that did start has its start message in ``starting`` (the
+        pending messages' instance ids, from the journal). Entities are never Pending.
+        """
+        removed = 0
+        rows = self.rest.query_all(
+            self.names.instances_table,
+            "RuntimeStatus eq 'Pending'",
+            select=["PartitionKey"],
+        )
+        for row in list(rows):
+            pk = row["PartitionKey"]
+            if schema.unescape_partition_key(pk) in starting or pk.startswith("@"):
+                continue
+            history = self.rest.query_entities(
+                self.names.history_table,
+                f"PartitionKey eq {schema.odata_string(pk)}",
+                top=1,
+                select=["RowKey"],
+            )[0]
+            if history:
+                continue
+            log.warning("removing the Pending row of %r: its start was never acknowledged", pk)
+            self.rest.delete_entity(self.names.instances_table, pk, "")
+            removed += 1
+        return removed
 
     def purge_partition(self, pk: str) -> None:
         """Delete an instance's History rows, Instances row and large-payload blobs."""
