@@ -26,6 +26,7 @@ Example:
     >>> writer.submit([{"t": "i", "pk": "a", "e": {"RowKey": "", "V": 1}, "n": 1}])
     >>> writer.submit([{"t": "i", "pk": "a", "e": {"RowKey": "", "V": 2}, "n": 2}])
     >>> writer.flush("a")
+    True
     >>> [op["e"]["V"] for ops in writes for op in ops]
     [2]
     >>> writer.close()
@@ -179,8 +180,9 @@ class TableWriter:
         self.requests_saved = 0
 
     def start(self) -> None:
-        """Start the flusher threads (without them, ops are written only by flushes)."""
-        if not self._threads and self.lag > 0:
+        """Start the flusher threads (without them, ops are written at once, and a write that
+        failed only by the next flush of its partition)."""
+        if not self._threads:
             for n in range(FLUSHERS):
                 thread = threading.Thread(target=self._run, name=f"table-writer-{n}", daemon=True)
                 thread.start()
@@ -219,7 +221,7 @@ class TableWriter:
                     wake = True
             if wake:
                 self._cv.notify()
-        if now or not self._threads:
+        if now or self.lag <= 0 or not self._threads:
             for pk in touched:
                 self.flush(pk)
             if then is not None and queued is None:
