@@ -17,9 +17,11 @@ each: 50,000 instances is about 800,000 rows), then measures, in the same run:
    ``analysis.latency(analysis.calls(...))`` on the same rows loaded with ``load_export``,
    each in its own child process: times and peak memory.
 
-Azurite keeps a table in one in-memory collection and filters every query with a scan of it
-(its LokiJS store), so its cost per request grows with the table: the ratios against
-same-run peers stay fair, the absolute times are Azurite's, not Azure's.
+Azurite keeps a table in one in-memory collection (its LokiJS store) on one Node.js thread. With
+the kit's preload (``azurite_keyed_lookups.cjs``) a query pinned to one partition uses the
+PartitionKey index, but a PartitionKey *range* query still scans the table, so its cost grows
+with the table: the ratios against same-run peers stay fair, the absolute times are Azurite's,
+not Azure's.
 
     .venv/bin/python bench/bench_big_hubs.py [--instances 50000] [--histories 5000]
 """
