@@ -144,7 +144,7 @@ class Azurite:
         """The full command line that starts this emulator."""
         blob, queue, table = self.ports
         found = find_azurite()
-        if self.keyed_lookups and Path(found[0]).name.startswith("node"):
+        if self.keyed_lookups and KEYED_LOOKUPS.exists() and Path(found[0]).name.startswith("node"):
             found = [found[0], "--require", str(KEYED_LOOKUPS), *found[1:]]
         args = [
             *found,
