@@ -83,6 +83,7 @@ class FaultRun:
     worker_in_process: bool = True
     worker_command: tuple[str, ...] = (sys.executable, str(CHAINS))  # + the sidecar address
     sidecar_args: tuple[str, ...] = ()
+    azurite_in_memory: bool = False  # for runs that never restart Azurite (the soak)
     hub: str = field(default_factory=lambda: "F" + uuid.uuid4().hex[:10])
     azurite: Azurite | None = None
     sidecar: subprocess.Popen | None = None
@@ -95,7 +96,8 @@ class FaultRun:
     def __enter__(self) -> FaultRun:
         self.azurite = Azurite(
             ports=free_ports(3),  # type: ignore[arg-type]
-            data_dir=self.folder / "azurite",
+            data_dir=None if self.azurite_in_memory else self.folder / "azurite",
+            in_memory=self.azurite_in_memory,
             log_file=self.folder / "azurite.log",
             stop_with_parent=True,
         ).start()
