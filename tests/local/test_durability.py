@@ -9,12 +9,12 @@ import sys
 import time
 from pathlib import Path
 
-import grpc
 import local_orchestrations as o
 import pytest
 from durabletask.client import OrchestrationStatus, TaskHubGrpcClient
 from durabletask.worker import TaskHubGrpcWorker
 from local_orchestrations import register
+from sidecar_process import start_sidecar
 
 from durable_helpers import schema
 from durable_helpers.local.ports import free_ports
@@ -22,36 +22,6 @@ from durable_helpers.local.sidecar import LocalTaskHub
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-
-
-def _wait_port(address: str, timeout: float = 30) -> None:
-    channel = grpc.insecure_channel(address)
-    try:
-        grpc.channel_ready_future(channel).result(timeout=timeout)
-    finally:
-        channel.close()
-
-
-def _start_server(hub: str, port: int, connection: str, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "AzureWebJobsStorage": connection}
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "durable_helpers.local.serve",
-                "--hub",
-                hub,
-                "--port",
-                str(port),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    _wait_port(f"127.0.0.1:{port}")
-    return proc
 
 
 def _check_history(rest, hub: str, instance_id: str) -> None:
@@ -74,7 +44,7 @@ def test_kill_9_of_the_sidecar_loses_nothing(connection_string, hub_name, rest, 
     port = free_ports(1)[0]
     address = f"127.0.0.1:{port}"
     log = tmp_path / "sidecar.log"
-    server = _start_server(hub_name, port, connection_string, log)
+    server = start_sidecar(hub_name, port, connection_string, log)
     worker = register(TaskHubGrpcWorker(host_address=address))
     worker.start()
     client = TaskHubGrpcClient(host_address=address)
@@ -91,7 +61,7 @@ def test_kill_9_of_the_sidecar_loses_nothing(connection_string, hub_name, rest, 
             time.sleep(0.05)
         os.kill(server.pid, signal.SIGKILL)  # mid-run: most orchestrations are in flight
         server.wait(10)
-        server = _start_server(hub_name, port, connection_string, log)
+        server = start_sidecar(hub_name, port, connection_string, log)
         for instance_id in ids:
             state = client.wait_for_orchestration_completion(instance_id, timeout=120)
             assert state.runtime_status == OrchestrationStatus.COMPLETED, log.read_text()[-3000:]

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-import grpc
 import local_orchestrations as o
 import pytest
 from azure.data.tables import TableServiceClient
 from durabletask import task
 from durabletask.client import OrchestrationStatus, TaskHubGrpcClient
 from durabletask.worker import TaskHubGrpcWorker
+from sidecar_process import start_sidecar
 
 from durable_helpers import schema
 from durable_helpers.local.ports import free_ports
@@ -27,7 +25,6 @@ from durable_helpers.local.sidecar.store import Store, wire
 from durable_helpers.local.sidecar.table_writer import BATCH_ROWS, TableWriter, coalesce
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVE = [sys.executable, "-m", "durable_helpers.local.serve"]
 WHEN = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -185,31 +182,13 @@ def touch_then_wait(ctx: task.OrchestrationContext, path: str):
     return "done"
 
 
-def _serve(hub: str, port: int, connection: str, log: Path, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "AzureWebJobsStorage": connection}
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            [*SERVE, "--hub", hub, "--port", str(port), *extra],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    try:
-        grpc.channel_ready_future(channel).result(timeout=30)
-    finally:
-        channel.close()
-    return proc
-
-
 @pytest.mark.slow
 def test_kill_9_with_rows_still_queued_loses_none_of_them(
     connection_string, hub_name, rest, tmp_path
 ) -> None:
     port = free_ports(1)[0]
     log = tmp_path / "sidecar.log"
-    server = _serve(hub_name, port, connection_string, log, "--table-lag", "600")
+    server = start_sidecar(hub_name, port, connection_string, log, "--table-lag", "600")
     worker = TaskHubGrpcWorker(host_address=f"127.0.0.1:{port}")
     worker.add_orchestrator(touch_then_wait)
     worker.add_activity(touch)
@@ -228,7 +207,7 @@ def test_kill_9_with_rows_still_queued_loses_none_of_them(
         os.kill(server.pid, signal.SIGKILL)
         server.wait(10)
 
-        server = _serve(hub_name, port, connection_string, log)
+        server = start_sidecar(hub_name, port, connection_string, log)
         rows = _pk_rows(rest, f"{hub_name}History", pk)  # recovery wrote them before serving
         types = [r.get("EventType") for r in sorted(rows, key=lambda r: r["RowKey"])]
         assert types[:3] == ["OrchestratorStarted", "ExecutionStarted", "TaskScheduled"], types
