@@ -20,7 +20,8 @@ from durabletask.entities import EntityInstanceId
 from durabletask.worker import TaskHubGrpcWorker
 from local_entities import register_entities, wait_until
 from local_orchestrations import register
-from test_durability import HERE, ROOT, _start_server
+from sidecar_process import start_sidecar
+from test_durability import HERE, ROOT
 
 from durable_helpers import schema
 from durable_helpers.local.ports import free_ports
@@ -38,7 +39,7 @@ class _Killable:
         self.port = free_ports(1)[0]
         self.connection_string = connection_string
         self.log = log
-        self.server = _start_server(self.hub, self.port, connection_string, log)
+        self.server = start_sidecar(self.hub, self.port, connection_string, log)
         address = f"127.0.0.1:{self.port}"
         self.worker = register_entities(register(TaskHubGrpcWorker(host_address=address)))
         self.worker.start()
@@ -47,7 +48,7 @@ class _Killable:
     def kill_9_and_restart(self) -> None:
         os.kill(self.server.pid, signal.SIGKILL)
         self.server.wait(10)
-        self.server = _start_server(self.hub, self.port, self.connection_string, self.log)
+        self.server = start_sidecar(self.hub, self.port, self.connection_string, self.log)
 
     def close(self) -> None:
         self.client.close()

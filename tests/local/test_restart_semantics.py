@@ -17,7 +17,7 @@ import pytest
 from durabletask import task
 from durabletask.client import OrchestrationStatus, TaskHubGrpcClient
 from durabletask.worker import TaskHubGrpcWorker
-from test_durability import _start_server
+from sidecar_process import start_sidecar
 
 from durable_helpers.local.ports import free_ports
 
@@ -75,7 +75,7 @@ class _Sidecar:
     def __init__(self, connection: str, hub: str, folder: Path, *orchestrators: Any) -> None:
         self.connection, self.hub, self.port = connection, hub, free_ports(1)[0]
         self.log = folder / "sidecar.log"
-        self.server = _start_server(hub, self.port, connection, self.log)
+        self.server = start_sidecar(hub, self.port, connection, self.log)
         address = f"127.0.0.1:{self.port}"
         self.client = TaskHubGrpcClient(host_address=address)
         self.worker = TaskHubGrpcWorker(host_address=address)
@@ -85,7 +85,7 @@ class _Sidecar:
     def kill_and_restart(self) -> None:
         os.kill(self.server.pid, signal.SIGKILL)
         self.server.wait(10)
-        self.server = _start_server(self.hub, self.port, self.connection, self.log)
+        self.server = start_sidecar(self.hub, self.port, self.connection, self.log)
 
     def log_tail(self) -> str:
         return self.log.read_text()[-3000:]
