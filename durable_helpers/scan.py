@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 from azure.core.exceptions import HttpResponseError
 
 from durable_helpers import schema
+from durable_helpers.table_query import query_page
 
 log = logging.getLogger(__name__)
 
@@ -245,13 +246,7 @@ def read_pages(
     while True:
 
         def fetch(start: Any = token) -> tuple[list[Any], Any]:
-            if query_filter:
-                paged = table.query_entities(query_filter, results_per_page=page_size)
-            else:
-                paged = table.list_entities(results_per_page=page_size)
-            pages = paged.by_page(continuation_token=start)
-            rows = list(next(pages, []))
-            return rows, pages.continuation_token
+            return query_page(table, query_filter, page_size=page_size, token=start)
 
         rows, token = backoff.run(fetch, f"query of {getattr(table, 'table_name', 'a table')}")
         yield rows, token

@@ -12,6 +12,10 @@
 //    conjunction with "PartitionKey eq '...'" in it (a task hub's History of one instance, a
 //    page of one partition), every result is in that partition, so the scan starts from the
 //    partition's entities (the PartitionKey index) and evaluates the whole filter on those.
+//    When the conjunction bounds PartitionKey instead ("PartitionKey ge 'a' and PartitionKey
+//    lt 'b'", a range of a parallel scan), a cheap comparison of the keys picks the entities in
+//    the range first, and the whole filter is evaluated on those only. (Not LokiJS's index
+//    here: it orders numeric-looking strings as numbers, Azure and Azurite compare strings.)
 "use strict";
 
 const path = require("path");
@@ -35,24 +39,62 @@ function keyFirst(Loki) {
   proto.findOne = keyed;
 }
 
-// The PartitionKey a filter's tree pins every result to ("PartitionKey eq 'v'" at the top or
-// inside "and" only), else undefined.
-function pinnedPartition(node) {
-  if (!node) return undefined;
-  if (node.name === "and") return pinnedPartition(node.left) ?? pinnedPartition(node.right);
-  if (node.name !== "eq") return undefined;
-  for (const [id, value] of [
-    [node.left, node.right],
-    [node.right, node.left],
-  ]) {
-    if (
-      id && id.name === "id" && id.identifier === "PartitionKey" &&
-      value && value.name === "constant" && typeof value.value === "string"
-    ) {
-      return value.value;
-    }
-  }
+const FLIPPED = { gt: "lt", ge: "le", lt: "gt", le: "ge", eq: "eq" };
+
+// "PartitionKey <op> 'constant'" as [op, value] (op as if PartitionKey were on the left).
+function keyComparison(node) {
+  const flip = FLIPPED[node.name];
+  if (!flip) return undefined;
+  const isKey = (n) => n && n.name === "id" && n.identifier === "PartitionKey";
+  const isText = (n) => n && n.name === "constant" && typeof n.value === "string";
+  if (isKey(node.left) && isText(node.right)) return [node.name, node.right.value];
+  if (isKey(node.right) && isText(node.left)) return [flip, node.left.value];
   return undefined;
+}
+
+// What a filter's tree says of PartitionKey in its top-level conjunction ("and" only):
+// {eq} when it pins one partition, else {low, lowOpen, high, highOpen} bounds (either may be
+// undefined), else undefined. Only a superset of the results is promised; the filter decides.
+function partitionBounds(node) {
+  const bounds = {};
+  const visit = (n) => {
+    if (!n) return;
+    if (n.name === "and") {
+      visit(n.left);
+      visit(n.right);
+      return;
+    }
+    const comparison = keyComparison(n);
+    if (!comparison) return;
+    const [op, value] = comparison;
+    if (op === "eq") {
+      if (bounds.eq === undefined) bounds.eq = value;
+    } else if (op === "gt" || op === "ge") {
+      if (bounds.low === undefined || value > bounds.low || (value === bounds.low && op === "gt")) {
+        bounds.low = value;
+        bounds.lowOpen = op === "gt";
+      }
+    } else if (bounds.high === undefined || value < bounds.high ||
+               (value === bounds.high && op === "lt")) {
+      bounds.high = value;
+      bounds.highOpen = op === "lt";
+    }
+  };
+  visit(node);
+  if (bounds.eq !== undefined) return { eq: bounds.eq };
+  if (bounds.low === undefined && bounds.high === undefined) return undefined;
+  return bounds;
+}
+
+function inBounds(bounds) {
+  const { low, lowOpen, high, highOpen } = bounds;
+  return (entity) => {
+    const key = entity.PartitionKey;
+    if (typeof key !== "string") return true; // not a string: let the filter decide
+    if (low !== undefined && (lowOpen ? key <= low : key < low)) return false;
+    if (high !== undefined && (highOpen ? key >= high : key > high)) return false;
+    return true;
+  };
 }
 
 function partitionFirst(Loki, src) {
@@ -65,8 +107,8 @@ function partitionFirst(Loki, src) {
     const where = generate.call(this, query);
     if (typeof query === "string" && query.includes("PartitionKey")) {
       try {
-        const partition = pinnedPartition(parse(query));
-        if (partition !== undefined) where.partitionKey = partition;
+        const bounds = partitionBounds(parse(query));
+        if (bounds !== undefined) where.partitionBounds = bounds;
       } catch (error) {
         // Azurite's own parse above accepted it; leave the query as it is.
       }
@@ -79,8 +121,10 @@ function partitionFirst(Loki, src) {
   const resultset = Loki.Resultset.prototype;
   const where = resultset.where;
   resultset.where = function (fun) {
-    if (typeof fun === "function" && fun.partitionKey !== undefined && !this.filterInitialized) {
-      this.find({ PartitionKey: fun.partitionKey });
+    const bounds = typeof fun === "function" ? fun.partitionBounds : undefined;
+    if (bounds !== undefined && !this.filterInitialized) {
+      if (bounds.eq !== undefined) this.find({ PartitionKey: bounds.eq });
+      else where.call(this, inBounds(bounds));
     }
     return where.call(this, fun);
   };

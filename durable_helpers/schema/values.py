@@ -27,7 +27,7 @@ def to_utc(value: datetime) -> datetime:
         raise TypeError(f"expected a datetime, got {type(value).__name__}: {value!r}")
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    return value if value.tzinfo is UTC else value.astimezone(UTC)
 
 
 def to_json(value: Any) -> str:
@@ -104,6 +104,10 @@ def to_datetime(value: Any) -> datetime | None:
     if isinstance(value, datetime):
         return to_utc(value)
     if isinstance(value, str):
+        try:  # the service's own spelling, "2018-02-28T05:18:49.3452372Z", parses as it is
+            return to_utc(datetime.fromisoformat(value))
+        except ValueError:
+            pass
         text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
         match = _ISO_FRACTION.match(text)
         if match:  # fromisoformat on 3.10 wants 3 or 6 digits: use exactly 6

@@ -9,7 +9,7 @@ from azure.data.tables import TableServiceClient, UpdateMode
 from durable_helpers.local.azurite import Azurite
 from durable_helpers.local.ports import free_ports
 
-PARTITIONS = ["p1", "p2", "p'q", "p1x", ""]
+PARTITIONS = ["p1", "p2", "p'q", "p1x", "", "10", "9", "1e3", "P0"]
 FILTERS = [
     "PartitionKey eq 'p1'",
     "PartitionKey eq 'p1' and RowKey ge '0002'",
@@ -23,6 +23,16 @@ FILTERS = [
     "PartitionKey eq ''",
     "RowKey eq 'sentinel'",
     "PartitionKey ne 'p1' and RowKey eq '0001'",
+    # ranges: numeric-looking keys compare as strings ("10" < "1e3" < "9")
+    "PartitionKey ge 'p1' and PartitionKey lt 'p2'",
+    "PartitionKey gt '1' and PartitionKey le '9'",
+    "PartitionKey gt '10' and PartitionKey lt '9'",
+    "'p1' le PartitionKey and Value gt 2",
+    "PartitionKey lt 'p'",
+    "PartitionKey ge 'p1' and PartitionKey ge 'p1x' and RowKey lt '0003'",
+    "PartitionKey gt 'p1' or PartitionKey lt '2'",
+    "(PartitionKey lt '@' or PartitionKey ge 'A') and PartitionKey ge 'P' and PartitionKey lt 'p'",
+    "PartitionKey ge 'p2' and PartitionKey lt 'p1'",
 ]
 
 
@@ -67,6 +77,16 @@ def test_pages_of_one_partition_follow_the_same_continuation(pair) -> None:
         pager = table.query_entities("PartitionKey eq 'p2'", results_per_page=2).by_page()
         pages.append([_rows(page) for page in pager])
     assert pages[0] == pages[1] and len(pages[0]) == 4  # 7 rows, 2 a page
+
+
+def test_pages_of_a_partition_range_follow_the_same_continuation(pair) -> None:
+    _, (keyed, plain) = pair
+    query = "PartitionKey ge '1' and PartitionKey lt 'p2'"
+    pages = []
+    for table in (keyed, plain):
+        pager = table.query_entities(query, results_per_page=4).by_page()
+        pages.append([_rows(page) for page in pager])
+    assert pages[0] == pages[1] and len(pages[0]) == 13  # 7 partitions of 7 rows, 4 a page
 
 
 def test_point_reads_inserts_and_upserts_behave_as_without_it(pair) -> None:
