@@ -150,15 +150,25 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=16)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--latency-ms", type=float, default=10.0, help="simulated delay")
+    parser.add_argument(
+        "--azurite-ports",
+        help="blob,queue,table ports of a running Azurite that already holds the hub this "
+        "benchmark wrote (same --instances): reused, not written again",
+    )
     args = parser.parse_args()
 
+    ports = tuple(int(p) for p in args.azurite_ports.split(",")) if args.azurite_ports else None
     with (
-        Azurite(ports=free_ports(3), in_memory=True, stop_with_parent=True) as azurite,
+        Azurite(ports=ports or free_ports(3), in_memory=True, stop_with_parent=True) as azurite,
         tempfile.TemporaryDirectory(prefix="bench-big-hubs-") as tmp,
     ):
         account = StorageAccount.from_connection(azurite.connection_string)
         t = time.perf_counter()
-        rows = write_synthetic_hub(account, HUB, args.instances, seed=1, days=7)
+        if azurite.reused:
+            rows = "the"
+            print(f"reusing the hub in the Azurite on {azurite.ports}")
+        else:
+            rows = write_synthetic_hub(account, HUB, args.instances, seed=1, days=7)
         print(f"populated {args.instances} instances, {rows} History rows (sentinels included) "
               f"in {time.perf_counter() - t:.0f} s (Azurite {azurite.ports}, "
               f"{os.cpu_count()} CPUs)")  # fmt: skip
