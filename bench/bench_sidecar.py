@@ -19,7 +19,8 @@ Prints, each as a ratio against a peer measured in the same run:
 The fault runs (completed / total, torn histories) are ``bench/bench_faults.py``.
 
 Run: ``.venv/bin/python bench/bench_sidecar.py [--n 300 2000] [--prefill 10000]
-[--memory-n 10000]`` (0 skips a part)
+[--memory-n 10000] [--worker-threads N]`` (0 skips a part; ``--worker-threads`` sets the SDK
+worker's thread pool, the same for both peers)
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from pathlib import Path
 import grpc
 from durabletask import task
 from durabletask.client import OrchestrationStatus, TaskHubGrpcClient
-from durabletask.worker import TaskHubGrpcWorker
+from durabletask.worker import ConcurrencyOptions, TaskHubGrpcWorker
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -49,6 +50,9 @@ from durable_helpers.local.azurite import Azurite  # noqa: E402
 from durable_helpers.local.ports import free_ports  # noqa: E402
 from durable_helpers.storage import StorageAccount  # noqa: E402
 
+#: Threads of the SDK worker (both peers get the same worker); None: the SDK's default
+#: (CPU count + 4). Set with --worker-threads.
+WORKER_THREADS: list[int | None] = [None]
 QUIET = logging.getLogger("bench_sidecar.sdk")
 QUIET.setLevel(logging.WARNING)
 
@@ -86,7 +90,8 @@ def _run(address: str, n: int, chunk: int | None = None, on_chunk=None) -> list[
     Returns orchestrations per second of the whole run, then of each chunk (``on_chunk(done,
     rate)`` is called after each).
     """
-    worker = TaskHubGrpcWorker(host_address=address, logger=QUIET)
+    options = ConcurrencyOptions(maximum_thread_pool_workers=WORKER_THREADS[0])
+    worker = TaskHubGrpcWorker(host_address=address, logger=QUIET, concurrency_options=options)
     worker.add_orchestrator(HelloSequence)
     worker.add_activity(Hello)
     worker.start()
@@ -122,12 +127,15 @@ def _memory_mb(pid: int, field: str = "VmHWM") -> float:
 
 
 def _start_sidecar(
-    port: int, connection: str, hub: str, log: Path | None = None
+    port: int, connection: str, hub: str, log: Path | None = None, journal: str = "folder"
 ) -> subprocess.Popen:
     env = {**os.environ, "AzureWebJobsStorage": connection}
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
+    command = [sys.executable, "-m", "durable_helpers.local.serve", "--hub", hub]
+    if journal == "folder":  # as 'local up' runs it; "blob": the journal in Azurite
+        command += ["--journal-dir", tempfile.mkdtemp(prefix="bench-journal-")]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "durable_helpers.local.serve", "--hub", hub, "--port", str(port)],
+        [*command, "--port", str(port)],
         cwd=ROOT,
         env=env,
         stdout=out,
@@ -149,8 +157,8 @@ def _in_memory(port: int, n: int) -> float:
         peer.wait()
 
 
-def _sidecar(port: int, connection: str, hub: str, n: int) -> float:
-    side = _start_sidecar(port, connection, hub)
+def _sidecar(port: int, connection: str, hub: str, n: int, journal: str = "folder") -> float:
+    side = _start_sidecar(port, connection, hub, journal=journal)
     try:
         return _run(f"127.0.0.1:{port}", n)[0]
     finally:
@@ -158,20 +166,22 @@ def _sidecar(port: int, connection: str, hub: str, n: int) -> float:
         side.wait(30)
 
 
-def throughput(connection: str, sizes: list[int]) -> None:
+def throughput(connection: str, sizes: list[int], journals: list[str]) -> None:
     """Part 1: the seed chain through the sidecar and the in-memory backend, same worker."""
     for n in sizes:
-        port_mem, port_side = free_ports(2)
-        in_memory = _in_memory(port_mem, n)
-        sidecar = _sidecar(port_side, connection, f"BenchHub{n}", n)
+        in_memory = _in_memory(free_ports(1)[0], n)
         print(f"seed chain (HelloSequence x Tokyo/Seattle/London), {n} orchestrations")
         print(
             f"  in-memory backend (durabletask.testing, nothing persisted): {in_memory:8.1f} orch/s"
         )
-        print(
-            f"  local task hub sidecar (everything persisted in Azurite):   {sidecar:8.1f} orch/s"
-        )
-        print(f"  ratio sidecar / in-memory: {sidecar / in_memory:.2f} (target >= 0.5)", flush=True)
+        for journal in journals:
+            sidecar = _sidecar(free_ports(1)[0], connection, f"BenchHub{n}{journal}", n, journal)
+            where = "journal in a folder" if journal == "folder" else "journal in Azurite blobs"
+            print(f"  local task hub sidecar, {where:<25}     {sidecar:8.1f} orch/s")
+            print(
+                f"    ratio sidecar / in-memory: {sidecar / in_memory:.2f} (target >= 0.5)",
+                flush=True,
+            )
 
 
 def flatness(connection: str, prefill: int, n: int, rounds: int = 2) -> None:
@@ -240,11 +250,26 @@ def main() -> None:
     parser.add_argument("--prefill", type=int, default=10_000, help="instances in the full hub")
     parser.add_argument("--flat-n", type=int, default=300, help="orchestrations per flatness run")
     parser.add_argument("--memory-n", type=int, default=10_000, help="orchestrations, RSS run")
+    parser.add_argument(
+        "--journal",
+        choices=["folder", "blob", "both"],
+        default="both",
+        help="where the sidecar keeps its journal in part 1 (folder: as 'local up' runs it; "
+        "blob: append blobs in Azurite); parts 2 and 3 use a folder",
+    )
+    parser.add_argument(
+        "--worker-threads",
+        type=int,
+        help="threads of the SDK worker, the same for both peers (default: the SDK's, CPUs + 4)",
+    )
     args = parser.parse_args()
+    WORKER_THREADS[0] = args.worker_threads
+    journals = ["folder", "blob"] if args.journal == "both" else [args.journal]
+    print(f"SDK worker threads: {args.worker_threads or f'the SDK default ({os.cpu_count()} + 4)'}")
 
     with Azurite(ports=free_ports(3), in_memory=True) as azurite:  # type: ignore[arg-type]
         connection = azurite.connection_string
-        throughput(connection, [n for n in args.n if n])
+        throughput(connection, [n for n in args.n if n], journals)
         if args.prefill and args.flat_n:
             flatness(connection, args.prefill, args.flat_n)
         if args.memory_n:

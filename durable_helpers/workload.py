@@ -44,7 +44,7 @@ from typing import Any
 
 from durabletask import task
 from durabletask.client import OrchestrationQuery, OrchestrationStatus, TaskHubGrpcClient
-from durabletask.worker import TaskHubGrpcWorker
+from durabletask.worker import ConcurrencyOptions, TaskHubGrpcWorker
 
 APPROVAL_LIMIT = 900
 # Retries every failure of the call, whatever the error: the RetryPolicy of the durabletask SDK
@@ -179,6 +179,9 @@ class OrderWorkload:
     """Run the order workload against the sidecar at ``sidecar`` (see the module docstring).
 
     ``rate`` spreads the starts (orders per second); None starts them all at once.
+    ``worker_threads`` sizes the worker's thread pool (None: the SDK's default, CPUs + 4); the
+    activities wait on I/O (``ChargePayment`` sleeps up to 2.5 s), so sustained rates above a
+    few orders per second want more threads.
 
     Example:
         >>> OrderWorkload("127.0.0.1:4001", orders=3).prefix.startswith("order-")
@@ -190,6 +193,7 @@ class OrderWorkload:
     seed: int = 7
     stuck: int = 4
     rate: float | None = None
+    worker_threads: int | None = None
     prefix: str = field(default_factory=lambda: f"order-{uuid.uuid4().hex[:6]}-")
     instance_ids: list[str] = field(default_factory=list)
     _worker: TaskHubGrpcWorker | None = field(default=None, repr=False)
@@ -206,7 +210,10 @@ class OrderWorkload:
         """Start this workload's worker (only ProcessOrder and its activities come to it)."""
         if self._worker is not None:
             return
-        worker = TaskHubGrpcWorker(host_address=self.sidecar, logger=_quiet())
+        options = ConcurrencyOptions(maximum_thread_pool_workers=self.worker_threads)
+        worker = TaskHubGrpcWorker(
+            host_address=self.sidecar, logger=_quiet(), concurrency_options=options
+        )
         worker.add_orchestrator(ProcessOrder)
         for activity in (ValidateOrder, ReserveStock, ChargePayment, ShipOrder):
             worker.add_activity(activity)
