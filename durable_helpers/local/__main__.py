@@ -118,6 +118,12 @@ def _parser() -> argparse.ArgumentParser:
         help="storage connection string (default: $AzureWebJobsStorage, else the local Azurite)",
     )
     serve.add_argument("--backend", choices=stack.BACKENDS, default="taskhub")
+    serve.add_argument(
+        "--journal-dir",
+        default=None,
+        help="a folder for the journal's files (what 'up' passes: <data-dir>/journal); "
+        "none: $DURABLE_HELPERS_JOURNAL_DIR, else append blobs in the storage account",
+    )
 
     gateway = sub.add_parser("gateway", help="run StartNew (gRPC) + the HTTP API")
     gateway.add_argument("--sidecar", default="127.0.0.1:4001")
@@ -195,6 +201,7 @@ def _serve(args: argparse.Namespace) -> int:
         hub=args.hub,
         host=args.host,
         port=args.port,
+        journal_dir=args.journal_dir,
     )
     return 0
 

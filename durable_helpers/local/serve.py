@@ -24,11 +24,13 @@ def serve(
     ready: threading.Event | None = None,
     lease_seconds: float | None = None,
     table_lag: float | None = None,
+    journal_dir: str | None = None,
 ) -> None:
     """Serve the Durable Task sidecar protocol for ``hub`` on ``host:port``; blocks until a signal.
 
     Storage: ``connection``, else ``AzureWebJobsStorage``, else the local Azurite. ``ready`` (if
-    given) is set once the server answers. ``lease_seconds``, ``table_lag``: see ``LocalTaskHub``.
+    given) is set once the server answers. ``lease_seconds``, ``table_lag``,
+    ``journal_dir``: see ``LocalTaskHub``.
 
     Example:
         >>> serve(connection="UseDevelopmentStorage=true", port=4001)  # doctest: +SKIP
@@ -49,6 +51,7 @@ def serve(
         port=port,
         lease_seconds=lease_seconds,
         table_lag=table_lag,
+        journal_dir=journal_dir,
     ) as server:
         log.info("local task hub listening on %s", server.address)
         if ready is not None:
@@ -78,6 +81,12 @@ if __name__ == "__main__":  # used by the crash test and the benchmark: python -
         help="seconds a running instance's rows may reach the tables after their checkpoint "
         "(default: $DURABLE_HELPERS_TABLE_LAG, else 1; 0: at once)",
     )
+    parser.add_argument(
+        "--journal-dir",
+        default=None,
+        help="keep the journal in files under this folder, synced, instead of blobs in the "
+        "storage account (default: $DURABLE_HELPERS_JOURNAL_DIR, else in the storage account)",
+    )
     args = parser.parse_args()
     logging.basicConfig(
         level=logging.INFO,
@@ -90,4 +99,5 @@ if __name__ == "__main__":  # used by the crash test and the benchmark: python -
         port=args.port,
         lease_seconds=args.lease_seconds,
         table_lag=args.table_lag,
+        journal_dir=args.journal_dir,
     )

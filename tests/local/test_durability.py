@@ -111,9 +111,9 @@ def test_worker_loss_redelivers_in_flight_work(connection_string, hub_name, tmp_
 
 
 def test_journal_rotation_and_restart_keep_pending_work(connection_string, hub_name, monkeypatch):
-    from durable_helpers.local.sidecar import store
+    from durable_helpers.local.sidecar import journal
 
-    monkeypatch.setattr(store, "ROTATE_AFTER_APPENDS", 5)
+    monkeypatch.setattr(journal, "ROTATE_AFTER_APPENDS", 5)
     with LocalTaskHub(connection=connection_string, hub=hub_name, port=0) as hub:
         worker = register(TaskHubGrpcWorker(host_address=hub.address))
         worker.start()

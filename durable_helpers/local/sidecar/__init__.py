@@ -15,7 +15,9 @@ Example:
 from __future__ import annotations
 
 import logging
+import os
 from concurrent import futures
+from pathlib import Path
 
 import durabletask.internal.orchestrator_service_pb2_grpc as stubs
 import grpc
@@ -45,6 +47,10 @@ class LocalTaskHub:
     the tables after their checkpoint, so that several checkpoints go in one write (None:
     ``DURABLE_HELPERS_TABLE_LAG``, else 1 s; 0 writes every checkpoint at once; a finished
     instance's rows are always written before its completion is visible; see ``table_writer``).
+    ``journal_dir``: keep the journal in files under this folder (``{journal_dir}/{hub}``,
+    each append synced) instead of append blobs in the storage account: about 0.3 ms an append
+    instead of a request to Azurite (None: ``DURABLE_HELPERS_JOURNAL_DIR``, else in the storage
+    account). The folder is tied to the storage account; see ``journal_segments``.
 
     Example:
         >>> hub = LocalTaskHub(connection=conn, hub="MyHub", port=0).start()  # doctest: +SKIP
@@ -63,6 +69,7 @@ class LocalTaskHub:
         max_workers: int = 64,
         lease_seconds: float | None = None,
         table_lag: float | None = None,
+        journal_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self.hub = hub
         self.host = host
@@ -75,6 +82,9 @@ class LocalTaskHub:
         self.table_lag = lag_from_env() if table_lag is None else table_lag
         if not self.table_lag >= 0:
             raise ValueError(f"table_lag must be 0 or more seconds, not {table_lag!r}")
+        if journal_dir is None:
+            journal_dir = os.environ.get("DURABLE_HELPERS_JOURNAL_DIR") or None
+        self.journal_dir = Path(journal_dir) if journal_dir is not None else None
         self._server: grpc.Server | None = None
         self.engine: Engine | None = None
 
@@ -86,7 +96,7 @@ class LocalTaskHub:
     def start(self) -> LocalTaskHub:
         """Recover the hub's state from storage and start serving."""
         rest = RestStorage.from_connection_string(self._connection)
-        store = Store(rest, self.hub, table_lag=self.table_lag)
+        store = Store(rest, self.hub, table_lag=self.table_lag, journal_dir=self.journal_dir)
         self.engine = Engine(store, lease_seconds=self.lease_seconds)
         try:
             self.engine.start()

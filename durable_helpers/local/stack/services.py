@@ -174,6 +174,8 @@ def _start_sidecar(config: StackConfig, state: StackState) -> Waiter:
         "--backend",
         config.backend,
     ]
+    if config.backend == "taskhub":  # the journal in files beside Azurite's: see journal_segments
+        args += ["--journal-dir", str(config.data_dir / "journal")]
     env = {"AzureWebJobsStorage": config.connection_string} if config.backend == "taskhub" else {}
     process, log = _spawn_python(config, "sidecar", args, env)
     state.services["sidecar"] = Service(
