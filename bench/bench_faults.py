@@ -12,6 +12,7 @@ Run: ``.venv/bin/python bench/bench_faults.py [--chains 60] [--timeout 90]``
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import tempfile
 import time
@@ -50,16 +51,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--chains", type=int, default=60, help="five-step chains in flight")
     parser.add_argument("--timeout", type=float, default=90, help="seconds to wait for all")
+    parser.add_argument(
+        "--journal",
+        choices=["folder", "blob", "both"],
+        default="both",
+        help="where the sidecar keeps its journal (folder: as 'local up' runs it)",
+    )
     args = parser.parse_args()
+    journals = ["folder", "blob"] if args.journal == "both" else [args.journal]
     print(f"{args.chains} five-step chains in flight, one fault each run")
-    for name, in_process, fault in FAULTS:
+    for (name, in_process, fault), journal in itertools.product(FAULTS, journals):
         with (
             tempfile.TemporaryDirectory(prefix="bench-faults-") as folder,
-            FaultRun(Path(folder), worker_in_process=in_process) as run,
+            FaultRun(Path(folder), worker_in_process=in_process, journal=journal) as run,
         ):
             outcome, before = run.chains(args.chains, fault, timeout=args.timeout)
         print(
-            f"  {name:50s} completed {outcome.completed}/{outcome.total}, "
+            f"  {name:50s} journal {journal:6s} completed {outcome.completed}/{outcome.total}, "
             f"torn histories {len(outcome.torn)}, {outcome.seconds:5.1f} s "
             f"({before} had completed when the fault began)",
             flush=True,

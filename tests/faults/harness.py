@@ -83,6 +83,7 @@ class FaultRun:
     worker_in_process: bool = True
     worker_command: tuple[str, ...] = (sys.executable, str(CHAINS))  # + the sidecar address
     sidecar_args: tuple[str, ...] = ()
+    journal: str = "folder"  # the sidecar's journal: "folder" (as 'up' runs it) or "blob"
     azurite_in_memory: bool = False  # for runs that never restart Azurite (the soak)
     hub: str = field(default_factory=lambda: "F" + uuid.uuid4().hex[:10])
     azurite: Azurite | None = None
@@ -130,6 +131,8 @@ class FaultRun:
         env = {**os.environ, "AzureWebJobsStorage": self.azurite.connection_string}
         command = [sys.executable, "-m", "durable_helpers.local.serve"]
         command += ["--hub", self.hub, "--port", str(self.port), *self.sidecar_args]
+        if self.journal == "folder":
+            command += ["--journal-dir", str(self.folder / "journal")]
         with open(self.sidecar_log, "ab") as out:
             self.sidecar = subprocess.Popen(
                 command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT

@@ -1,8 +1,9 @@
 """Faults under load: 60 five-step chains in flight, one fault; every chain completes, none torn.
 
 Each test runs its own Azurite (data on disk, so it can be stopped and started again), a sidecar
-subprocess and the real SDK worker and client (see ``harness.py``). Each takes well under a
-minute; the figures they assert are also printed by ``bench/bench_faults.py``.
+subprocess and the real SDK worker and client (see ``harness.py``); the storage faults and the
+sidecar kill run with the journal in a folder (as ``up`` runs it) and in Azurite's blobs. Each
+takes well under a minute; the figures they assert are also printed by ``bench/bench_faults.py``.
 """
 
 from __future__ import annotations
@@ -24,14 +25,19 @@ def _assert_all_completed(run: FaultRun, outcome, done_before: int, name: str) -
     )
 
 
-def test_azurite_stopped_for_10_s_and_started_again(tmp_path):
-    with FaultRun(tmp_path) as run:
+JOURNALS = pytest.mark.parametrize("journal", ["folder", "blob"])
+
+
+@JOURNALS
+def test_azurite_stopped_for_10_s_and_started_again(tmp_path, journal):
+    with FaultRun(tmp_path, journal=journal) as run:
         outcome, before = run.chains(CHAINS, lambda r: r.restart_azurite(10))
         _assert_all_completed(run, outcome, before, "Azurite stopped 10 s")
 
 
-def test_azurite_stalled_by_sigstop_for_10_s(tmp_path):
-    with FaultRun(tmp_path) as run:
+@JOURNALS
+def test_azurite_stalled_by_sigstop_for_10_s(tmp_path, journal):
+    with FaultRun(tmp_path, journal=journal) as run:
         outcome, before = run.chains(CHAINS, lambda r: r.stall_azurite(10))
         _assert_all_completed(run, outcome, before, "Azurite stalled 10 s")
 
@@ -47,13 +53,14 @@ def test_worker_killed_and_restarted(tmp_path):
         _assert_all_completed(run, outcome, before, "worker killed")
 
 
-def test_sidecar_killed_with_kill_9_twice(tmp_path):
+@JOURNALS
+def test_sidecar_killed_with_kill_9_twice(tmp_path, journal):
     def kill_twice(r: FaultRun) -> None:
         for _ in range(2):
             r.kill_sidecar()
             r.start_sidecar()
             time.sleep(1)
 
-    with FaultRun(tmp_path) as run:
+    with FaultRun(tmp_path, journal=journal) as run:
         outcome, before = run.chains(CHAINS, kill_twice)
         _assert_all_completed(run, outcome, before, "sidecar kill -9 twice")

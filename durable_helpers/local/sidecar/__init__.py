@@ -3,7 +3,8 @@
 ``LocalTaskHub`` runs the ``TaskHubSidecarService`` in-process (tests, notebooks); the official
 ``durabletask`` SDK connects to ``hub.address`` as client and worker, unchanged. Everything is
 kept in the storage account in the Durable Functions layout (History, Instances, large-payload
-blobs) plus the sidecar's journal, so an acknowledged call survives ``kill -9``. Orchestrations,
+blobs), and every acknowledged call is in the sidecar's journal first (append blobs in the
+storage account, or files in ``journal_dir``), so it survives ``kill -9``. Orchestrations,
 activities and durable entities (``@name@key``, with critical sections and the SDK's
 scheduled tasks) all run this way.
 
