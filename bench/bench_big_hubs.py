@@ -165,13 +165,12 @@ def main() -> None:
         account = StorageAccount.from_connection(azurite.connection_string)
         t = time.perf_counter()
         if azurite.reused:
-            rows = "the"
-            print(f"reusing the hub in the Azurite on {azurite.ports}")
+            print(f"reusing hub {HUB} in the Azurite on {azurite.ports} ({os.cpu_count()} CPUs)")
         else:
             rows = write_synthetic_hub(account, HUB, args.instances, seed=1, days=7)
-        print(f"populated {args.instances} instances, {rows} History rows (sentinels included) "
-              f"in {time.perf_counter() - t:.0f} s (Azurite {azurite.ports}, "
-              f"{os.cpu_count()} CPUs)")  # fmt: skip
+            print(f"populated {args.instances} instances, {rows} History rows (sentinels "
+                  f"included) in {time.perf_counter() - t:.0f} s (Azurite {azurite.ports}, "
+                  f"{os.cpu_count()} CPUs)")  # fmt: skip
 
         with delay_proxy(azurite, args.latency_ms) as delayed:
             print(f"\n1. instances() of the whole hub, best of {args.repeat}:")

@@ -21,7 +21,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,14 +66,13 @@ class Journal:
 
     ``append(record)`` returns once the record is durable. Callers call ``begin()`` before
     ``append`` and ``done()`` once the record is applied to memory and tables, so that rotation
-    (compaction) only snapshots fully applied state. ``earlier``: stores that may still hold
-    segments of this hub from before (the container, when the journal moved to a folder); they
-    are read first and emptied by ``start``.
+    (compaction) only snapshots fully applied state. See ``relocate`` for a journal that moves
+    to another store.
     """
 
-    def __init__(self, segments: SegmentStore, earlier: Sequence[SegmentStore] = ()) -> None:
+    def __init__(self, segments: SegmentStore) -> None:
         self.store = segments
-        self._earlier = list(earlier)
+        self._earlier: list[SegmentStore] = []  # stores read first, emptied by ``start``
         self._cv = threading.Condition()
         self._queue: list[tuple[bytes, _Waiter | None]] = []
         self._segment = 0
@@ -97,16 +96,17 @@ class Journal:
 
     # -- reading (recovery) ----------------------------------------------------------------
 
+    @staticmethod
+    def _segments_of(store: SegmentStore) -> list[str]:
+        return sorted(n for n in store.names("journal-") if n.endswith(".log"))
+
     def segments(self) -> list[str]:
         """Existing segment names in this journal's store, oldest first."""
-        return sorted(n for n in self.store.names("journal-") if n.endswith(".log"))
+        return self._segments_of(self.store)
 
     def _all_segments(self) -> list[tuple[SegmentStore, str]]:
-        found = []
-        for store in [*self._earlier, self.store]:
-            names = sorted(n for n in store.names("journal-") if n.endswith(".log"))
-            found += [(store, n) for n in names]
-        return found
+        stores = [*self._earlier, self.store]
+        return [(store, name) for store in stores for name in self._segments_of(store)]
 
     def read_all(self) -> list[dict[str, Any]]:
         """Every record of every segment (earlier stores first), in order."""

@@ -8,8 +8,8 @@ record beside it, delete one. Two stores do that:
   the storage account; each append is an HTTP request to Azurite (about 4 ms here, and CPU of
   Azurite's one thread).
 - :class:`FileSegments`: files in a local folder, each append one ``write`` and one ``fsync``
-  (about 0.3 ms here). An acknowledged call survives ``kill -9`` of the sidecar (and of the
-  machine, since the data is synced). The folder belongs to one task hub in one storage account:
+  (about 0.3 ms here). An acknowledged call survives ``kill -9`` of the sidecar (and a crash of
+  the machine, since the data is synced). The folder belongs to one task hub in one storage account:
   :func:`file_segments` checks that with a token kept in both (``home`` in the folder,
   ``journal-home`` in the container), so a folder is never replayed into a storage account that
   was reset or that another folder took over; such a folder's segments are set aside in
@@ -135,7 +135,7 @@ class FileSegments:
                 fd = os.open(self.folder / name, os.O_WRONLY | os.O_APPEND)
                 self._open[name] = fd
         view = memoryview(data)
-        while view:  # a regular file takes it in one write; loop for the rule's sake
+        while view:  # os.write may write less than it was given
             view = view[os.write(fd, view) :]
         if self.sync:
             os.fdatasync(fd)
@@ -184,7 +184,7 @@ def file_segments(folder: Path, rest: RestStorage, container: str) -> FileSegmen
     ours = home.read_text().strip() if home.exists() else None
     if ours is not None and ours == (journal_home(rest, container) or {}).get("token"):
         return store
-    leftovers = [n for n in store.names("journal-")] + [n for n in store.names("records")]
+    leftovers = store.names("journal-") + store.names("records")
     if leftovers:
         aside = store.folder / f"stale-{time.strftime('%Y%m%dT%H%M%S')}"
         aside.mkdir()
