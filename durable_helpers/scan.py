@@ -397,12 +397,13 @@ def pooled_transport(
         >>> type(pooled_transport(read_timeout=60)).__name__
         'RequestsTransport'
     """
-    import requests
     from azure.core.pipeline.transport import RequestsTransport
     from requests.adapters import HTTPAdapter
     from urllib3 import Retry
 
-    session = requests.Session()
+    from durable_helpers.direct_session import DirectSession
+
+    session = DirectSession()  # plain reads skip requests' preparation when trust_env is off
     adapter = HTTPAdapter(
         pool_connections=8,
         pool_maxsize=MAX_WORKERS,

@@ -69,16 +69,18 @@ def entity_from_json(item: dict[str, Any]) -> TableEntity:
         (5, 'W/1')
     """
     entity = TableEntity()
-    types = {n[:-11]: v for n, v in item.items() if n.endswith("@odata.type")}
-    timestamp = None
+    typed = []
     for name, value in item.items():
-        if name.startswith("odata.") or name.endswith("@odata.type"):
-            continue
-        if name == "Timestamp":
-            timestamp = value
-            continue
-        convert = _TYPED.get(types.get(name, ""))
-        entity[name] = convert(value) if convert is not None and value is not None else value
+        if "." not in name:  # property names cannot hold a dot: "odata.etag", "N@odata.type"
+            entity[name] = value
+        elif name.endswith("@odata.type"):
+            typed.append((name[:-11], value))
+    timestamp = entity.pop("Timestamp", None)
+    for name, edm in typed:
+        value = entity.get(name)
+        convert = _TYPED.get(edm)
+        if convert is not None and value is not None:
+            entity[name] = convert(value)
     etag = item.get("odata.etag")
     if timestamp and not etag:
         etag = "W/\"datetime'" + quote(timestamp) + "'\""

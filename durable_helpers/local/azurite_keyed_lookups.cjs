@@ -14,8 +14,11 @@
 //    partition's entities (the PartitionKey index) and evaluates the whole filter on those.
 //    When the conjunction bounds PartitionKey instead ("PartitionKey ge 'a' and PartitionKey
 //    lt 'b'", a range of a parallel scan), a cheap comparison of the keys picks the entities in
-//    the range first, and the whole filter is evaluated on those only. (Not LokiJS's index
-//    here: it orders numeric-looking strings as numbers, Azure and Azurite compare strings.)
+//    the range first, and the whole filter is evaluated on those only. When range queries come
+//    in a row on an unchanged table (the ranges and pages of a parallel scan), the keys are
+//    sorted once and each range is found by binary search instead of a pass over the table.
+//    (Not LokiJS's index here: it orders numeric-looking strings as numbers, Azure and Azurite
+//    compare strings.)
 "use strict";
 
 const path = require("path");
@@ -97,6 +100,59 @@ function inBounds(bounds) {
   };
 }
 
+// The positions of a collection's entities in PartitionKey order, for range queries: built when
+// a second range query finds the collection unchanged since the first (a parallel scan sends
+// dozens in a row), dropped as soon as an entity is inserted or removed (a new data array, a
+// new length or a new maxId: LokiJS raises maxId on every insert). Updates keep an entity's
+// position and keys. Entities whose PartitionKey is not a string are always candidates.
+const sortedViews = new WeakMap();
+
+function sortedView(collection) {
+  const { data, maxId } = collection;
+  let view = sortedViews.get(collection);
+  if (!view || view.data !== data || view.length !== data.length || view.maxId !== maxId) {
+    view = { data, length: data.length, maxId, positions: undefined };
+    sortedViews.set(collection, view);
+    return undefined; // first range query on this state: a plain pass is cheaper than a sort
+  }
+  if (view.positions === undefined) {
+    const positions = [];
+    const others = [];
+    for (let i = 0; i < data.length; i++) {
+      (typeof data[i].PartitionKey === "string" ? positions : others).push(i);
+    }
+    positions.sort((a, b) => {
+      const x = data[a].PartitionKey;
+      const y = data[b].PartitionKey;
+      return x < y ? -1 : x > y ? 1 : a - b;
+    });
+    view.positions = positions;
+    view.keys = positions.map((i) => data[i].PartitionKey);
+    view.others = others;
+  }
+  return view;
+}
+
+// First index of sorted `keys` whose key is > value (after) or >= value (not after).
+function firstPast(keys, value, after) {
+  let lo = 0;
+  let hi = keys.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (keys[mid] < value || (after && keys[mid] === value)) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+function positionsInBounds(view, bounds) {
+  const { low, lowOpen, high, highOpen } = bounds;
+  const start = low === undefined ? 0 : firstPast(view.keys, low, lowOpen);
+  const end = high === undefined ? view.keys.length : firstPast(view.keys, high, !highOpen);
+  const picked = start < end ? view.positions.slice(start, end) : [];
+  return view.others.length ? picked.concat(view.others) : picked;
+}
+
 function partitionFirst(Loki, src) {
   const persistence = path.join(src, "table", "persistence");
   const generator = require(path.join(persistence, "LokiTableStoreQueryGenerator.js")).default;
@@ -123,8 +179,13 @@ function partitionFirst(Loki, src) {
   resultset.where = function (fun) {
     const bounds = typeof fun === "function" ? fun.partitionBounds : undefined;
     if (bounds !== undefined && !this.filterInitialized) {
+      const view = bounds.eq === undefined ? sortedView(this.collection) : undefined;
       if (bounds.eq !== undefined) this.find({ PartitionKey: bounds.eq });
-      else where.call(this, inBounds(bounds));
+      else if (view === undefined) where.call(this, inBounds(bounds));
+      else {
+        this.filteredrows = positionsInBounds(view, bounds);
+        this.filterInitialized = true;
+      }
     }
     return where.call(this, fun);
   };

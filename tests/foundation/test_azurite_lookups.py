@@ -102,3 +102,27 @@ def test_point_reads_inserts_and_upserts_behave_as_without_it(pair) -> None:
     assert _rows(keyed.query_entities("RowKey eq '0001'")) == _rows(
         plain.query_entities("RowKey eq '0001'")
     )
+
+
+def test_ranges_in_a_row_then_inserts_and_deletes_answer_as_without_it(pair) -> None:
+    """Range queries in a row use keys sorted once; any insert or delete must drop them."""
+    _, (keyed, plain) = pair
+    queries = ["PartitionKey ge '1' and PartitionKey lt 'p2'", "PartitionKey gt 'p1'"]
+
+    def same() -> None:
+        for query in queries * 2:  # the second query on an unchanged table sorts the keys
+            assert _rows(keyed.query_entities(query)) == _rows(plain.query_entities(query))
+
+    same()
+    for table in (keyed, plain):  # a new entity inside the ranges
+        table.create_entity({"PartitionKey": "p1a", "RowKey": "x", "Value": 7})
+    same()
+    for table in (keyed, plain):  # one out, one in: same count, positions moved
+        table.delete_entity("1e3", "0002")
+        table.create_entity({"PartitionKey": "9z", "RowKey": "x", "Value": 8})
+    same()
+    for table in (keyed, plain):  # an update keeps its place; a delete shortens the table
+        table.upsert_entity({"PartitionKey": "p1a", "RowKey": "x", "Value": 70}, UpdateMode.MERGE)
+        table.delete_entity("10", "0001")
+    same()
+    assert ("p1a", "x", 70) in _rows(keyed.query_entities(queries[0]))
