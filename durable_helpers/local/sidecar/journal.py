@@ -37,9 +37,9 @@ MAX_BLOCK = 4 * 1024 * 1024 - 1024
 ROTATE_AFTER_APPENDS = 5_000
 ROTATE_AFTER_BYTES = 256 * 1024 * 1024
 #: Group commit: when fewer records than this are waiting, and the last append carried more than
-#: one (commits are concurrent), linger this long for more; a lone caller is not kept waiting.
+#: one (commits are concurrent), linger for more (as long as the segment store's ``linger``); a
+#: lone caller is not kept waiting.
 GROUP_COMMIT_MIN = 4
-GROUP_COMMIT_LINGER = 0.002
 #: Seconds a worker's completion keeps retrying while storage does not answer (Azurite stopped
 #: or stalled) before it fails; the work item's lease then hands the work out again.
 STORAGE_PATIENCE_SECONDS = 60.0
@@ -248,8 +248,14 @@ class Journal:
                     self._cv.wait()
                 if not self._queue and self._stop:
                     return
-                if len(self._queue) < GROUP_COMMIT_MIN and self._last_group > 1 and not self._stop:
-                    self._cv.wait(GROUP_COMMIT_LINGER)  # let concurrent commits join this append
+                linger = self.store.linger
+                if (
+                    linger
+                    and len(self._queue) < GROUP_COMMIT_MIN
+                    and self._last_group > 1
+                    and not self._stop
+                ):
+                    self._cv.wait(linger)  # let concurrent commits join this append
                 batch: list[tuple[bytes, _Waiter | None]] = []
                 size = 0
                 while self._queue and (not batch or size + len(self._queue[0][0]) <= MAX_BLOCK):
