@@ -16,7 +16,12 @@ from sidecar_process import start_sidecar
 from durable_helpers import schema
 from durable_helpers.local.ports import free_ports
 from durable_helpers.local.sidecar import LocalTaskHub
-from durable_helpers.local.sidecar.journal_segments import HOME_BLOB, FileSegments
+from durable_helpers.local.sidecar.journal_segments import (
+    HOME_BLOB,
+    KEEP_STALE,
+    FileSegments,
+    file_segments,
+)
 from durable_helpers.local.sidecar.rest import RestStorage
 from durable_helpers.local.sidecar.store import journal_container
 
@@ -142,3 +147,20 @@ def test_the_blob_journal_refuses_a_hub_whose_journal_is_in_a_folder(
     with pytest.raises(RuntimeError, match="--journal-dir") as refused:
         LocalTaskHub(connection=connection_string, hub=hub_name, port=0).start()
     assert str(journal_dir) in str(refused.value)
+
+
+def test_only_the_newest_stale_folders_are_kept(tmp_path, rest, hub_name) -> None:
+    """Each reset of the storage sets a folder aside; old ones do not pile up on disk."""
+    container = journal_container(hub_name)
+    rest.create_container(container)
+    folder = tmp_path / "j"
+    for n in range(KEEP_STALE + 2):
+        store = file_segments(folder, rest, container)
+        store.create(f"journal-{n:010d}.log")
+        store.append(f"journal-{n:010d}.log", f'{{"n":{n}}}\n'.encode())
+        rest.delete_blob(container, HOME_BLOB)  # the storage "is reset"
+    file_segments(folder, rest, container)
+    kept = sorted(p for p in folder.iterdir() if p.name.startswith("stale-"))
+    assert len(kept) == KEEP_STALE  # several in the same second get distinct, ordered names
+    survivors = sorted(name.name for p in kept for name in p.iterdir())
+    assert survivors == [f"journal-{n:010d}.log" for n in range(2, KEEP_STALE + 2)]

@@ -13,7 +13,7 @@ record beside it, delete one. Two stores do that:
   :func:`file_segments` checks that with a token kept in both (``home`` in the folder,
   ``journal-home`` in the container), so a folder is never replayed into a storage account that
   was reset or that another folder took over; such a folder's segments are set aside in
-  ``stale-{time}/``, not deleted.
+  ``stale-{time}/``, not replayed (the newest :data:`KEEP_STALE` are kept, for a look).
 
 Example:
     >>> store = FileSegments(tmp_path)  # doctest: +SKIP
@@ -27,6 +27,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import threading
 import time
 import uuid
@@ -40,6 +41,8 @@ log = logging.getLogger("durable_helpers.local.sidecar")
 #: The blob in the journal container naming the folder that holds the hub's journal.
 HOME_BLOB = "journal-home"
 HOME_FILE = "home"
+#: Folders of set-aside segments kept per hub (each reset of an in-memory Azurite adds one).
+KEEP_STALE = 3
 
 
 class SegmentStore(Protocol):
@@ -199,10 +202,7 @@ def file_segments(folder: Path, rest: RestStorage, container: str) -> FileSegmen
         return store
     leftovers = store.names("journal-") + store.names("records")
     if leftovers:
-        aside = store.folder / f"stale-{time.strftime('%Y%m%dT%H%M%S')}"
-        aside.mkdir()
-        for name in leftovers:
-            os.replace(store.folder / name, aside / name)
+        aside = _set_aside(store, leftovers)
         log.warning(
             "journal folder %s does not belong to the hub's storage as it is now (was the "
             "storage reset?): its %d segment(s) are set aside in %s, not replayed",
@@ -215,6 +215,25 @@ def file_segments(folder: Path, rest: RestStorage, container: str) -> FileSegmen
     rest.put_blob(container, HOME_BLOB, json.dumps(marker).encode(), "application/json")
     home.write_text(token + "\n")
     return store
+
+
+def _set_aside(store: FileSegments, names: list[str]) -> Path:
+    """Move ``names`` into a new ``stale-{time}`` folder; keep the newest :data:`KEEP_STALE`."""
+    ns = time.time_ns()
+    while True:  # names sort in time order, to the nanosecond (UTC)
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}"
+        aside = store.folder / f"stale-{stamp}"
+        if not aside.exists():
+            break
+        ns += 1
+    aside.mkdir()
+    for name in names:
+        os.replace(store.folder / name, aside / name)
+    stale = sorted(p for p in store.folder.glob("stale-*") if p.is_dir())
+    for old in stale[:-KEEP_STALE]:
+        shutil.rmtree(old, ignore_errors=True)
+        log.info("removed the oldest stale journal segments, %s", old)
+    return aside
 
 
 def journal_home(rest: RestStorage, container: str) -> dict[str, str] | None:
