@@ -5,7 +5,7 @@ nothing but headers, most of what ``Session.request`` does is not needed here: i
 ``Request``, merges the session's cookies, params, auth and hooks into a ``PreparedRequest``,
 re-quotes the URL (urllib3 does that again), then looks for redirects it was told not to follow
 and stores cookies nobody reads. Measured on the History query of one instance against Azurite:
-about a third of the reader's CPU per request.
+about 40% of the reader's CPU per request (1.96 ms of user time before, 1.16 ms after).
 
 :class:`DirectSession` takes a shorter path for exactly those requests: a GET or HEAD without a
 body, params, cookies, auth, hooks or proxies, redirects off, on a session that does not read
@@ -54,7 +54,9 @@ class DirectSession(requests.Session):
         404
     """
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
+    def request(
+        self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
+    ) -> requests.Response:
         if args or not self._plain(method, kwargs):
             return super().request(method, url, *args, **kwargs)
         return self.direct(
