@@ -33,12 +33,10 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
-from azure.core.exceptions import ServiceResponseError
-
 from durable_helpers import schema
 from durable_helpers.local.azurite import Azurite
 from durable_helpers.local.ports import free_ports
-from durable_helpers.storage import StorageAccount, azurite_connection_string
+from durable_helpers.storage import StorageAccount, azurite_connection_string, retry_idempotent
 from durable_helpers.taskhub import TaskHub
 
 HUB = "BenchHub"
@@ -94,12 +92,7 @@ def populate(account: StorageAccount, count: int, hub: str = HUB) -> list[str]:
     ids = [uuid.uuid4().hex for _ in range(count)]
 
     def write(index_and_id: tuple[int, str]) -> None:
-        for attempt in range(3):  # Azurite under load may reset a kept-alive connection
-            try:
-                return write_once(index_and_id)
-            except ServiceResponseError:
-                if attempt == 2:
-                    raise
+        retry_idempotent(lambda: write_once(index_and_id))
 
     def write_once(index_and_id: tuple[int, str]) -> None:
         index, iid = index_and_id

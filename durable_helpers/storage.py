@@ -17,10 +17,13 @@ from __future__ import annotations
 import base64
 import os
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
+from azure.core.exceptions import ServiceRequestError, ServiceResponseError
 from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
@@ -193,6 +196,29 @@ def missing_service_error(
         "string (with a SAS that allows that service), or use the account's full connection "
         "string."
     )
+
+
+_T = TypeVar("_T")
+
+
+def retry_idempotent(call: Callable[[], _T], attempts: int = 5) -> _T:
+    """``call()``, again after a short back-off when the connection drops before the answer.
+
+    For writes that are safe to repeat (upserts, overwriting uploads) only. The Azure SDK does
+    not retry a POST that failed on the wire, such as an entity-group transaction, and Node's
+    HTTP server (Azurite) now and then resets a kept-alive connection just as a request goes
+    out (nodejs/node#47130).
+
+    Example:
+        >>> retry_idempotent(lambda: 42)
+        42
+    """
+    for attempt in range(attempts - 1):
+        try:
+            return call()
+        except (ServiceRequestError, ServiceResponseError):
+            time.sleep(0.2 * 2**attempt)
+    return call()
 
 
 def _is_url(value: str) -> bool:

@@ -17,15 +17,13 @@ Example:
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
-from azure.core.exceptions import ServiceRequestError, ServiceResponseError
-
 from durable_helpers import schema
+from durable_helpers.storage import retry_idempotent
 
 START = datetime(2026, 11, 23, tzinfo=schema.UTC)
 ORCHESTRATOR = "ProcessOrder"
@@ -170,19 +168,6 @@ def _instance(
     return row, history
 
 
-def _again(call: Any, attempts: int = 5) -> Any:
-    """``call()`` retried when the connection drops (upserts are idempotent; a loaded emulator
-    resets kept-alive connections now and then)."""
-    for attempt in range(attempts):
-        try:
-            return call()
-        except (ServiceRequestError, ServiceResponseError):
-            if attempt == attempts - 1:
-                raise
-            time.sleep(0.2 * 2**attempt)
-    return None
-
-
 def write_synthetic_hub(
     account: Any,
     hub: str,
@@ -213,8 +198,8 @@ def write_synthetic_hub(
         row, rows = item
         for first in range(0, len(rows), 100):
             batch = [("upsert", e) for e in rows[first : first + 100]]
-            _again(lambda b=batch: history.submit_transaction(b))
-        _again(lambda: instances.upsert_entity(row))
+            retry_idempotent(lambda b=batch: history.submit_transaction(b))
+        retry_idempotent(lambda: instances.upsert_entity(row))
         return len(rows)
 
     source = synthetic_instances(count, seed=seed, days=days, prefix=prefix)

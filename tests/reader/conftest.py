@@ -12,7 +12,7 @@ import pytest
 from azure.core.exceptions import ResourceExistsError
 
 from durable_helpers import TaskHub, schema
-from durable_helpers.storage import StorageAccount
+from durable_helpers.storage import StorageAccount, retry_idempotent
 
 
 @dataclass
@@ -36,21 +36,24 @@ class HubWriter:
         return self.account.blobs.get_container_client(self.names.largemessages_container)
 
     def write_history(self, entities: Iterable[Mapping[str, Any]]) -> None:
-        """Upsert rows in entity-group transactions of at most 100 per partition."""
+        """Upsert rows in entity-group transactions of at most 100 per partition (retried on a
+        dropped connection, as upserts may be)."""
         by_partition: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
         for entity in entities:
             by_partition[entity["PartitionKey"]].append(entity)
         table = self.history
         for rows in by_partition.values():
             for start in range(0, len(rows), 100):
-                table.submit_transaction([("upsert", dict(e)) for e in rows[start : start + 100]])
+                batch = [("upsert", dict(e)) for e in rows[start : start + 100]]
+                retry_idempotent(lambda b=batch: table.submit_transaction(b))
 
     def write_instance(self, entity: Mapping[str, Any]) -> None:
-        self.instances_table.upsert_entity(dict(entity))
+        retry_idempotent(lambda: self.instances_table.upsert_entity(dict(entity)))
 
     def upload(self, blobs: Iterable[tuple[str, bytes]]) -> None:
+        container = self.container
         for name, data in blobs:
-            self.container.upload_blob(name, data, overwrite=True)
+            retry_idempotent(lambda n=name, d=data: container.upload_blob(n, d, overwrite=True))
 
     def taskhub(self) -> TaskHub:
         return TaskHub(self.connection_string, hub=self.names.hub)
