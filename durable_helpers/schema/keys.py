@@ -19,8 +19,13 @@ SENTINEL_ROW_KEY = "sentinel"
 INSTANCE_ROW_KEY = ""
 
 
-def _is_control(code: int) -> bool:
-    return code <= 0x1F or 0x7F <= code <= 0x9F
+#: ``str.translate`` table of the escapes: the five special characters and every control
+#: character (U+0000-U+001F, U+007F-U+009F, which become ``^`` + chr(0xC0 + code)).
+_ESCAPE_TABLE = {
+    **{code: ESCAPE_CHAR + chr(_ESCAPE_OFFSET + code) for code in range(0x20)},
+    **{code: ESCAPE_CHAR + chr(_ESCAPE_OFFSET + code) for code in range(0x7F, 0xA0)},
+    **{ord(ch): esc for ch, esc in _ESCAPES.items()},
+}
 
 
 def escape_partition_key(instance_id: str) -> str:
@@ -33,16 +38,7 @@ def escape_partition_key(instance_id: str) -> str:
         >>> escape_partition_key("a/b#c^d")
         'a^0b^2c^^d'
     """
-    out = []
-    for ch in instance_id:
-        esc = _ESCAPES.get(ch)
-        if esc is not None:
-            out.append(esc)
-        elif _is_control(ord(ch)):
-            out.append(ESCAPE_CHAR + chr(_ESCAPE_OFFSET + ord(ch)))
-        else:
-            out.append(ch)
-    return "".join(out)
+    return instance_id.translate(_ESCAPE_TABLE)
 
 
 def unescape_partition_key(key: str) -> str:
