@@ -40,11 +40,23 @@ QUIET = logging.getLogger("fault-run.sdk")
 QUIET.setLevel(logging.CRITICAL)
 
 
+#: A channel of its own (no subchannel shared with the run's clients, whose reconnect backoff
+#: after a kill may be long) that tries again every fraction of a second.
+_PROBE_OPTIONS = [
+    ("grpc.use_local_subchannel_pool", 1),
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.min_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
+
+
 def wait_port(address: str, timeout: float = 30) -> None:
     """Block until a gRPC server answers on ``address`` (raises after ``timeout`` seconds)."""
-    channel = grpc.insecure_channel(address)
+    channel = grpc.insecure_channel(address, options=_PROBE_OPTIONS)
     try:
         grpc.channel_ready_future(channel).result(timeout=timeout)
+    except grpc.FutureTimeoutError:
+        raise TimeoutError(f"no gRPC server answered on {address} within {timeout:.0f} s") from None
     finally:
         channel.close()
 
@@ -137,7 +149,12 @@ class FaultRun:
             self.sidecar = subprocess.Popen(
                 command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
             )
-        wait_port(self.address)
+        try:
+            wait_port(self.address)
+        except TimeoutError as error:
+            state = "running" if self.sidecar.poll() is None else f"exit {self.sidecar.poll()}"
+            tail = self.sidecar_log.read_text(errors="replace")[-2000:]
+            raise TimeoutError(f"{error}; the sidecar is {state}; its log ends:\n{tail}") from None
 
     def kill_sidecar(self) -> None:
         """``kill -9`` the sidecar process."""

@@ -26,7 +26,8 @@ RPC to the part that owns it. The parts (each module's docstring says what it ow
 
 Around it: :mod:`~.servicer` maps each RPC onto one ``Engine`` method, :mod:`~.dispatcher` runs
 a worker's GetWorkItems stream (waiting on ``Engine.cv`` for ``next_work``), and
-:mod:`~.store` holds the journal and the tables.
+:mod:`~.store` holds the journal and the tables (with :mod:`~.row_writes`, the processes that
+write the rows).
 
 **The lock.** One re-entrant lock, ``Engine.lock`` (with the condition ``Engine.cv`` on it),
 guards every part's in-memory state. Code that reads or changes that state holds it; code that
@@ -129,6 +130,8 @@ class Engine:
         self.store.journal.snapshot = self._snapshot
         self.store.journal.start(self._snapshot())
         self.store.writer.start()
+        if self.store.row_processes is not None:
+            self.store.row_processes.warm()
         self.timers.start()
         self.work.start_leases()
 
@@ -138,6 +141,8 @@ class Engine:
             self.stopping = True
             self.cv.notify_all()
         self.store.writer.close()
+        if self.store.row_processes is not None:
+            self.store.row_processes.close()
         self.store.journal.close()
         self.loader.shutdown(wait=False, cancel_futures=True)
         self.entities.stop()

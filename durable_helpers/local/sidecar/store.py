@@ -6,8 +6,11 @@ Two kinds of state live in Azurite:
   :mod:`durable_helpers.schema`: ``{hub}History`` (rows + sentinel per checkpoint, in
   entity-group transactions of at most 100), ``{hub}Instances``, ``{h}-largemessages``.
   The control queues and the work-item queue are created so the hub looks complete. Their
-  writes go through a :class:`~.table_writer.TableWriter` (write-behind, coalesced, lag bounded);
-  every read here flushes the partitions it reads first, so the sidecar reads its own writes.
+  writes go through a :class:`~.table_writer.TableWriter` (write-behind, coalesced, lag bounded),
+  whose requests (and a start's Instances insert) are made by helper processes
+  (:mod:`~.row_writes`, ``table_writes="process"``, the default) or in this process
+  (``"thread"``); every read here flushes the partitions it reads first, so the sidecar reads
+  its own writes.
 * **The journal** (:mod:`~.journal`): the sidecar's durable inbox, in append blobs of
   ``{h}-sidecar``, or with ``journal_dir`` in files of ``{journal_dir}/{h}`` (synced; much
   faster, see :mod:`~.journal_segments`). After a ``kill -9`` the journal is read back:
@@ -40,6 +43,12 @@ from durable_helpers.local.sidecar.journal_segments import (
     file_segments,
 )
 from durable_helpers.local.sidecar.rest import RestStorage, entity_to_wire
+from durable_helpers.local.sidecar.row_writes import (
+    RowWriterProcesses,
+    is_row_op,
+    table_writes_from_env,
+    write_rows,
+)
 from durable_helpers.local.sidecar.table_writer import DEFAULT_LAG_SECONDS, TableWriter
 
 __all__ = ["STORAGE_PATIENCE_SECONDS", "Journal", "Store", "journal_container"]
@@ -57,11 +66,18 @@ class Store:
         *,
         table_lag: float = DEFAULT_LAG_SECONDS,
         journal_dir: Path | None = None,
+        table_writes: str | None = None,
     ) -> None:
         self.rest = rest
         self.hub = hub
         self.names = schema.hub_names(hub)
         self.journal_dir = Path(journal_dir) if journal_dir is not None else None
+        if table_writes is None:
+            table_writes = table_writes_from_env()
+        #: The write-behind's row writes in helper processes (``table_writes="process"``).
+        self.row_processes = (
+            RowWriterProcesses(rest, self.hub) if table_writes == "process" else None
+        )
         self.journal = Journal(BlobSegments(rest, journal_container(hub)))
         self.writer = TableWriter(
             self.apply_ops,
@@ -114,22 +130,26 @@ class Store:
             self.rest.put_blob(self.names.largemessages_container, name, data)
 
     def apply_ops(self, ops: Iterable[Mapping[str, Any]]) -> None:
-        """Apply journaled table writes: ``h`` history batches, ``i`` instance row, ``purge``."""
+        """Apply journaled table writes: ``h`` history batches, ``i`` instance row, ``purge``
+        (rows by the helper processes when there are, see :mod:`~.row_writes`)."""
+        ops = list(ops)
+        if self.row_processes is not None and all(is_row_op(op) for op in ops):
+            self.row_processes(ops)
+            return
         for op in ops:
             kind = op["t"]
-            if kind == "h":
-                for batch in op["batches"]:
-                    self.rest.table_batch(self.names.history_table, [("upsert", e) for e in batch])
-            elif kind == "i" and op.get("ins"):
-                self.insert_instance_row(op["e"])
+            if is_row_op(op):
+                write_rows(self.rest, self.names, [op])
             elif kind == "i":
-                self.rest.upsert_entity(self.names.instances_table, op["e"])
+                self.insert_instance_row(op["e"])
             elif kind == "purge":
                 self.purge_partition(op["pk"])
 
     def insert_instance_row(self, entity: Mapping[str, Any]) -> bool:
         """Insert an Instances row; False when the instance already exists."""
         self.writer.flush(entity["PartitionKey"])
+        if self.row_processes is not None:
+            return self.row_processes.insert(entity)
         return self.rest.insert_entity(self.names.instances_table, entity)
 
     def delete_instance_row(self, pk: str) -> None:

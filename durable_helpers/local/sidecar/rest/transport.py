@@ -19,7 +19,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import formatdate
-from typing import Self
+from typing import Any, Self
 from urllib.parse import quote, urlencode, urlparse
 
 from durable_helpers.storage import mask_secrets, parse_connection_string, resolve_connection
@@ -38,6 +38,10 @@ class StorageError(RuntimeError):
         super().__init__(f"{status} {code}: {message}")
         self.status = status
         self.code = code
+        self.message = message
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled whole (the row writer processes send it)
+        return (type(self), (self.status, self.code, self.message))
 
 
 #: How the message of a StorageUnreachableError begins (the HTTP API passes such messages on).
@@ -121,6 +125,16 @@ class Transport:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(account={self.account!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its settings, without connections (for the row writer processes, which
+        get it through a pipe: the key is in the pickle)."""
+        endpoints = {
+            service: f"{ep.scheme}://{ep.host}:{ep.port}{ep.base_path}"
+            for service, ep in self._endpoints.items()
+        }
+        key = base64.b64encode(self._key).decode() if self._key else None
+        return (type(self), (self.account, key, endpoints, self._sas, self._timeout))
 
     # -- plumbing ------------------------------------------------------------------------
 
