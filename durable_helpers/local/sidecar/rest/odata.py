@@ -48,6 +48,9 @@ def entity_to_wire(entity: Mapping[str, Any]) -> dict[str, Any]:
     """
     out: dict[str, Any] = {}
     for name, value in entity.items():
+        if type(value) is str:  # most columns, and every one of a row already in wire form
+            out[name] = value
+            continue
         if value is None:
             continue
         edm = getattr(value, "edm_type", None)
