@@ -20,13 +20,15 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlparse
 
 from azure.core.exceptions import ServiceRequestError, ServiceResponseError
-from azure.data.tables import TableServiceClient
-from azure.storage.blob import BlobServiceClient
-from azure.storage.queue import QueueServiceClient
+
+if TYPE_CHECKING:  # imported where clients are built: the sidecar's helpers need none of them
+    from azure.data.tables import TableServiceClient
+    from azure.storage.blob import BlobServiceClient
+    from azure.storage.queue import QueueServiceClient
 
 #: The environment variable Durable Functions reads its storage connection from.
 CONNECTION_ENV_VAR = "AzureWebJobsStorage"
@@ -171,6 +173,15 @@ def parse_connection_string(connection: str) -> dict[str, str]:
     return parts
 
 
+def _service_clients() -> tuple[Any, Any, Any]:
+    """The Azure SDK's table, blob and queue service client classes (imported when needed)."""
+    from azure.data.tables import TableServiceClient
+    from azure.storage.blob import BlobServiceClient
+    from azure.storage.queue import QueueServiceClient
+
+    return TableServiceClient, BlobServiceClient, QueueServiceClient
+
+
 def _optional_client(
     client: Any, value: str, parts: dict[str, str], endpoint: str, options: dict[str, Any]
 ) -> Any:
@@ -272,11 +283,12 @@ class StorageAccount:
                 "connection string from the storage account's 'Access keys' page, or use "
                 "'UseDevelopmentStorage=true' for the local Azurite."
             )
+        table_client, blob_client, queue_client = _service_clients()
         try:
-            tables = TableServiceClient.from_connection_string(value, **options)
+            tables = table_client.from_connection_string(value, **options)
             # A SAS string may name only some services' endpoints: the others are left out.
-            blobs = _optional_client(BlobServiceClient, value, parts, "BlobEndpoint", options)
-            queues = _optional_client(QueueServiceClient, value, parts, "QueueEndpoint", options)
+            blobs = _optional_client(blob_client, value, parts, "BlobEndpoint", options)
+            queues = _optional_client(queue_client, value, parts, "QueueEndpoint", options)
         except Exception as error:  # the SDK's message may quote the key: never pass it on
             raise StorageConfigurationError(
                 "The storage connection string could not be used "
@@ -326,11 +338,12 @@ class StorageAccount:
                 "credential=DefaultAzureCredential() (pip package azure-identity), an "
                 "AzureNamedKeyCredential, or a SAS credential; or pass a connection string instead."
             )
+        table_client, blob_client, queue_client = _service_clients()
         return cls(
             name=name,
-            tables=TableServiceClient(service_urls["table"], credential=credential, **options),
-            blobs=BlobServiceClient(service_urls["blob"], credential=credential, **options),
-            queues=QueueServiceClient(service_urls["queue"], credential=credential, **options),
+            tables=table_client(service_urls["table"], credential=credential, **options),
+            blobs=blob_client(service_urls["blob"], credential=credential, **options),
+            queues=queue_client(service_urls["queue"], credential=credential, **options),
             description=mask_secrets(f"{name} ({service_urls['table']})"),
             is_emulator=name == AZURITE_ACCOUNT,
         )

@@ -14,8 +14,8 @@ child that dies or hangs is replaced and the rows written again (upserts: idempo
 account's key reaches a child through its stdin, never its command line or environment; a
 child ends when its stdin closes, so also when the sidecar is killed.
 
-Choose with ``DURABLE_HELPERS_TABLE_WRITES``: ``process`` (the default) or ``thread`` (in the
-sidecar's process, as before).
+Choose with ``DURABLE_HELPERS_TABLE_WRITES``: ``process`` (the default on POSIX systems) or
+``thread`` (in the sidecar's process, the default on Windows).
 
 Example:
     >>> rest = RestStorage.from_connection_string(conn)  # doctest: +SKIP
@@ -46,7 +46,11 @@ TABLE_WRITES_ENV = "DURABLE_HELPERS_TABLE_WRITES"
 ANSWER_TIMEOUT = 150.0
 
 
-def table_writes_from_env(default: str = "process") -> str:
+#: The default: helper processes where their pipes can be waited on with ``select`` (POSIX).
+DEFAULT_TABLE_WRITES = "thread" if sys.platform == "win32" else "process"
+
+
+def table_writes_from_env(default: str = DEFAULT_TABLE_WRITES) -> str:
     """``process`` or ``thread``, from ``DURABLE_HELPERS_TABLE_WRITES``.
 
     Example:
@@ -56,6 +60,8 @@ def table_writes_from_env(default: str = "process") -> str:
     value = (os.environ.get(TABLE_WRITES_ENV) or default).strip().lower()
     if value not in ("process", "thread"):
         raise ValueError(f"{TABLE_WRITES_ENV} must be 'process' or 'thread', not {value!r}")
+    if value == "process" and sys.platform == "win32":
+        raise ValueError(f"{TABLE_WRITES_ENV}=process needs a POSIX system; use 'thread'")
     return value
 
 
