@@ -142,7 +142,7 @@ class RowWriterProcesses:
         >>> write(ops)  # doctest: +SKIP
     """
 
-    def __init__(self, rest: RestStorage, hub: str, *, size: int = 4) -> None:
+    def __init__(self, rest: RestStorage, hub: str, *, size: int = 3) -> None:
         self._rest, self._hub, self.size = rest, hub, size
         self._idle: list[_Child] = []
         self._started = 0
