@@ -4,7 +4,8 @@
 Instances row, upserted) with a :class:`~.rest.RestStorage`. The sidecar's hot path
 (completions, dispatch, the journal) shares one interpreter lock with the write-behind, whose
 requests cost as much Python CPU as the rest of a completion: measured on two cores, moving
-them to other processes gave the seed chain 4-17% more orchestrations a second.
+them to other processes gave the seed chain about 12% more orchestrations a second (an A/B of
+three rounds; ``bench/bench_sidecar.py`` prints both).
 
 :class:`RowWriterProcesses` is a callable that does :func:`write_rows` in child processes
 (``python -m durable_helpers.local.sidecar.row_writer_main``, at most ``size`` of them, started when
