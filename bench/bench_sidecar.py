@@ -8,9 +8,10 @@ Tokyo, Seattle, London), N orchestrations started at once, waited for.
 
 Prints, each as a ratio against a peer measured in the same run:
 
-1. orchestrations/second for both at ``--n`` (300 and 2,000 by default) orchestrations, and the
-   ratio sidecar / in-memory (target >= 0.5; the goal beyond is 1.0), and the sidecar with its
-   table writes in its own process (``DURABLE_HELPERS_TABLE_WRITES=thread``) as a second peer;
+1. orchestrations/second for both at ``--n`` (300 and 2,000 by default) orchestrations, in
+   ``--rounds`` (3) interleaved rounds, and the median of the rounds' ratios sidecar / in-memory
+   (target >= 0.5; the goal beyond is 1.0), with the sidecar doing its table writes in its own
+   process (``DURABLE_HELPERS_TABLE_WRITES=thread``) as a second peer;
 2. the sidecar on a hub pre-filled with ``--prefill`` (10,000) finished instances (rows written
    directly through ``durable_helpers.schema``, not through the sidecar) against an empty hub,
    runs interleaved (target >= 0.8);
@@ -19,7 +20,7 @@ Prints, each as a ratio against a peer measured in the same run:
 
 The fault runs (completed / total, torn histories) are ``bench/bench_faults.py``.
 
-Run: ``.venv/bin/python bench/bench_sidecar.py [--n 300 2000] [--prefill 10000]
+Run: ``.venv/bin/python bench/bench_sidecar.py [--n 300 2000] [--rounds 3] [--prefill 10000]
 [--memory-n 10000] [--worker-threads N]`` (0 skips a part; ``--worker-threads`` sets the SDK
 worker's thread pool, the same for both peers)
 """
@@ -29,6 +30,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,6 +51,7 @@ from bench_reader import populate  # noqa: E402
 
 from durable_helpers.local.azurite import Azurite  # noqa: E402
 from durable_helpers.local.ports import free_ports  # noqa: E402
+from durable_helpers.local.stack.probes import PROBE_CHANNEL_OPTIONS  # noqa: E402
 from durable_helpers.storage import StorageAccount  # noqa: E402
 
 #: Threads of the SDK worker (both peers get the same worker); None: the SDK's default
@@ -78,7 +81,7 @@ threading.Event().wait()
 
 
 def _wait_port(address: str, timeout: float = 60) -> None:
-    channel = grpc.insecure_channel(address)
+    channel = grpc.insecure_channel(address, options=PROBE_CHANNEL_OPTIONS)
     try:
         grpc.channel_ready_future(channel).result(timeout=timeout)
     finally:
@@ -183,26 +186,49 @@ def _sidecar(
         side.wait(30)
 
 
-def throughput(connection: str, sizes: list[int], journals: list[str]) -> None:
-    """Part 1: the seed chain through the sidecar and the in-memory backend, same worker."""
+def throughput(connection: str, sizes: list[int], journals: list[str], rounds: int = 3) -> None:
+    """Part 1: the seed chain through the sidecar and the in-memory backend, same worker.
+
+    Each round runs every peer once, in the same order; the ratio printed for a peer is the
+    median of its per-round ratios to the in-memory backend (one run of 300 swings by +-10% on a
+    shared machine).
+    """
+    peers = [(journal, "process") for journal in journals]
+    if "folder" in journals:  # the peer of the row writer processes: the sidecar's threads
+        peers.append(("folder", "thread"))
     for n in sizes:
-        in_memory = _in_memory(free_ports(1)[0], n)
-        print(f"seed chain (HelloSequence x Tokyo/Seattle/London), {n} orchestrations")
         print(
-            f"  in-memory backend (durabletask.testing, nothing persisted): {in_memory:8.1f} orch/s"
+            f"seed chain (HelloSequence x Tokyo/Seattle/London), {n} orchestrations, "
+            f"{rounds} rounds"
         )
-        runs = [(journal, "process") for journal in journals]
-        if "folder" in journals:  # the peer of the row writer processes: the sidecar's threads
-            runs.append(("folder", "thread"))
-        for journal, writes in runs:
-            hub = f"BenchHub{n}{journal}{writes}"
-            sidecar = _sidecar(free_ports(1)[0], connection, hub, n, journal, writes)
+        in_memory: list[float] = []
+        rates: dict[tuple[str, str], list[float]] = {peer: [] for peer in peers}
+        for round_ in range(rounds):
+            in_memory.append(_in_memory(free_ports(1)[0], n))
+            for journal, writes in peers:
+                hub = f"BenchHub{n}{journal}{writes}{round_}"
+                rate = _sidecar(free_ports(1)[0], connection, hub, n, journal, writes)
+                rates[journal, writes].append(rate)
+        print(
+            f"  in-memory backend (durabletask.testing, nothing persisted): "
+            f"{_rates(in_memory)} orch/s"
+        )
+        for (journal, writes), got in rates.items():
             where = "journal in a folder" if journal == "folder" else "journal in Azurite blobs"
             if writes == "thread":
                 where += ", table writes in its own process (TABLE_WRITES=thread)"
-            print(f"  local task hub sidecar, {where:<25}     {sidecar:8.1f} orch/s")
+            print(f"  local task hub sidecar, {where}: {_rates(got)} orch/s")
+            ratios = [side / memory for side, memory in zip(got, in_memory, strict=True)]
             target = " (target >= 0.5)" if writes == "process" else ""
-            print(f"    ratio sidecar / in-memory: {sidecar / in_memory:.2f}{target}", flush=True)
+            print(
+                f"    ratio sidecar / in-memory: {statistics.median(ratios):.2f}{target}"
+                f" (rounds: {', '.join(f'{r:.2f}' for r in ratios)})",
+                flush=True,
+            )
+
+
+def _rates(rates: list[float]) -> str:
+    return ", ".join(f"{rate:.1f}" for rate in rates)
 
 
 def flatness(connection: str, prefill: int, n: int, rounds: int = 2) -> None:
@@ -281,6 +307,9 @@ def main() -> None:
     parser.add_argument(
         "--n", type=int, nargs="*", default=[300, 2000], help="orchestrations per throughput run"
     )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="interleaved rounds of each throughput run"
+    )
     parser.add_argument("--prefill", type=int, default=10_000, help="instances in the full hub")
     parser.add_argument("--flat-n", type=int, default=300, help="orchestrations per flatness run")
     parser.add_argument("--memory-n", type=int, default=10_000, help="orchestrations, RSS run")
@@ -303,7 +332,7 @@ def main() -> None:
 
     with Azurite(ports=free_ports(3), in_memory=True) as azurite:  # type: ignore[arg-type]
         connection = azurite.connection_string
-        throughput(connection, [n for n in args.n if n], journals)
+        throughput(connection, [n for n in args.n if n], journals, args.rounds)
         if args.prefill and args.flat_n:
             flatness(connection, args.prefill, args.flat_n)
         if args.memory_n:

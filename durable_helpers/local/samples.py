@@ -496,7 +496,9 @@ def wait_for_sidecar(address: str, timeout: float = 30.0) -> None:
     from durabletask.internal import orchestrator_service_pb2_grpc as stubs
     from google.protobuf import empty_pb2
 
-    with grpc.insecure_channel(address) as channel:
+    from durable_helpers.local.stack.probes import PROBE_CHANNEL_OPTIONS
+
+    with grpc.insecure_channel(address, options=PROBE_CHANNEL_OPTIONS) as channel:
         try:
             grpc.channel_ready_future(channel).result(timeout=timeout)
             stubs.TaskHubSidecarServiceStub(channel).Hello(empty_pb2.Empty(), timeout=timeout)

@@ -33,6 +33,7 @@ from durable_helpers import schema
 from durable_helpers.local.azurite import Azurite
 from durable_helpers.local.ports import free_ports
 from durable_helpers.local.sidecar.rest import RestStorage
+from durable_helpers.local.stack.probes import PROBE_CHANNEL_OPTIONS
 
 ROOT = Path(__file__).resolve().parents[2]
 CHAINS = Path(chains.__file__)
@@ -40,19 +41,9 @@ QUIET = logging.getLogger("fault-run.sdk")
 QUIET.setLevel(logging.CRITICAL)
 
 
-#: A channel of its own (no subchannel shared with the run's clients, whose reconnect backoff
-#: after a kill may be long) that tries again every fraction of a second.
-_PROBE_OPTIONS = [
-    ("grpc.use_local_subchannel_pool", 1),
-    ("grpc.initial_reconnect_backoff_ms", 200),
-    ("grpc.min_reconnect_backoff_ms", 200),
-    ("grpc.max_reconnect_backoff_ms", 1000),
-]
-
-
 def wait_port(address: str, timeout: float = 30) -> None:
     """Block until a gRPC server answers on ``address`` (raises after ``timeout`` seconds)."""
-    channel = grpc.insecure_channel(address, options=_PROBE_OPTIONS)
+    channel = grpc.insecure_channel(address, options=PROBE_CHANNEL_OPTIONS)
     try:
         grpc.channel_ready_future(channel).result(timeout=timeout)
     except grpc.FutureTimeoutError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 import uuid
 
 import local_orchestrations as o
@@ -16,6 +17,7 @@ from sidecar_process import start_sidecar
 from durable_helpers import schema
 from durable_helpers.local.ports import free_ports
 from durable_helpers.local.sidecar import LocalTaskHub
+from durable_helpers.local.sidecar.journal import Journal
 from durable_helpers.local.sidecar.journal_segments import (
     HOME_BLOB,
     KEEP_STALE,
@@ -52,6 +54,24 @@ def test_segments_in_a_folder_append_read_put_and_delete(tmp_path) -> None:
     store.delete("journal-0000000001.log")  # a missing one is fine
     assert store.names("journal-") == []
     store.close()
+
+
+def test_written_ids_ride_with_the_next_append_and_are_kept_at_close(tmp_path) -> None:
+    journal = Journal(FileSegments(tmp_path / "j"))
+    journal.start()
+    journal.append({"m": [], "ops": [{"t": "i", "pk": "a", "e": {}}]})
+    appends = journal.appends_total
+    journal.note_written([1, 2])
+    time.sleep(0.2)
+    assert journal.appends_total == appends  # no append (no fsync) for the ids alone
+    journal.append({"m": []})
+    assert journal.appends_total == appends + 1
+    assert {"w": [1, 2]} in journal.read_all()
+    journal.note_written([3])
+    journal.close()
+    assert journal.read_all()[-1] == {"w": [3]}
+    with pytest.raises(RuntimeError, match="closed"):
+        journal.note_written([4])
 
 
 def test_kill_9_loses_nothing_acknowledged_with_the_journal_in_a_folder(

@@ -106,6 +106,21 @@ def test_a_start_insert_says_whether_the_row_was_new(rest: RestStorage, hub: str
     assert sorted(pks) == ["s1", "s2"]
 
 
+def test_warm_starts_every_child_in_the_background(rest: RestStorage, hub: str) -> None:
+    write = RowWriterProcesses(rest, hub, size=2)
+    try:
+        write.warm()
+        deadline = time.monotonic() + 20
+        while len(write.pids()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(write.pids()) == 2 and write.spawned == 2
+        write(_ops("warm"))  # an idle child takes it: none more is started
+        assert write.spawned == 2
+        assert len(_rows(rest, schema.hub_names(hub).history_table, "warm")) == 4
+    finally:
+        write.close()
+
+
 def test_the_key_is_not_on_the_childs_command_line_or_environment(rest, hub) -> None:
     write = RowWriterProcesses(rest, hub)
     try:

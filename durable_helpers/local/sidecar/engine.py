@@ -140,6 +140,7 @@ class Engine:
         with self.lock:
             self.stopping = True
             self.cv.notify_all()
+            self.timers.cv.notify_all()
         self.store.writer.close()
         if self.store.row_processes is not None:
             self.store.row_processes.close()

@@ -85,6 +85,7 @@ class Journal:
         self.snapshot: Callable[[], list[dict[str, Any]]] | None = None
         self.appends_total = 0
         self._last_group = 0  # records waited for in the last append
+        self._written: list[Any] = []  # ids of table ops written, for the next append's "w"
         # Ids of table ops (``n``), unique within this process: a restart starts a new segment.
         self._op_ids = itertools.count(time.time_ns())
 
@@ -230,6 +231,15 @@ class Journal:
             log.warning("journal append failed; trying again for up to %.0f s", left)
             time.sleep(min(1.0, left))
 
+    def note_written(self, ids: Iterable[Any]) -> None:
+        """Note table ops (by id ``n``) as written to the tables: a ``{"w": [...]}`` record goes
+        with the next append (nobody waits for it, so it never costs an append of its own; one
+        lost in a crash makes recovery write those partitions again, which is harmless)."""
+        with self._cv:
+            if self._stop:
+                raise RuntimeError("the journal is closed")
+            self._written.extend(ids)
+
     def begin(self) -> None:
         """Note that appended work is being applied (rotation waits for ``done``)."""
         with self._outstanding_cv:
@@ -256,6 +266,9 @@ class Journal:
                     and not self._stop
                 ):
                     self._cv.wait(linger)  # let concurrent commits join this append
+                if self._written:  # ride along with this append
+                    self._queue.insert(0, (self._encode({"w": self._written}), None))
+                    self._written = []
                 batch: list[tuple[bytes, _Waiter | None]] = []
                 size = 0
                 while self._queue and (not batch or size + len(self._queue[0][0]) <= MAX_BLOCK):
@@ -263,10 +276,11 @@ class Journal:
                     batch.append(item)
                     size += len(item[0])
                 self._last_group = sum(1 for _, waiter in batch if waiter is not None)
+            data = b"".join(line for line, _ in batch)
             error: BaseException | None = None
             for attempt in range(5):
                 try:
-                    self._append(b"".join(line for line, _ in batch))
+                    self._append(data)
                     error = None
                     break
                 except (StorageError, OSError) as exc:
@@ -303,9 +317,12 @@ class Journal:
         log.info("journal rotated to %s", self._name)
 
     def close(self) -> None:
-        """Flush pending appends and stop the writer."""
+        """Flush pending appends (and written ids) and stop the writer."""
         with self._cv:
             self._stop = True
+            if self._written and self._thread is not None:
+                self._queue.append((self._encode({"w": self._written}), None))
+                self._written = []
             self._cv.notify()
         if self._thread is not None:
             self._thread.join(10)

@@ -8,12 +8,12 @@ them to other processes gave the seed chain about 12% more orchestrations a seco
 three rounds; ``bench/bench_sidecar.py`` prints both).
 
 :class:`RowWriterProcesses` is a callable that does :func:`write_rows` in child processes
-(``python -m durable_helpers.local.sidecar.row_writer_main``, at most ``size`` of them, started when
-first needed). Each answers once the rows are written, or with the error, which is raised
-here: the :class:`~.table_writer.TableWriter` retries as it does for a write in the sidecar. A
-child that dies or hangs is replaced and the rows written again (upserts: idempotent). The
-account's key reaches a child through its stdin, never its command line or environment; a
-child ends when its stdin closes, so also when the sidecar is killed.
+(``python -m durable_helpers.local.sidecar.row_writer_main``, at most ``size`` of them, started
+in the background by ``warm`` or when first needed). Each answers once the rows are written, or
+with the error, which is raised here: the :class:`~.table_writer.TableWriter` retries as it does
+for a write in the sidecar. A child that dies or hangs is replaced and the rows written again
+(upserts: idempotent). The account's key reaches a child through its stdin, never its command
+line or environment; a child ends when its stdin closes, so also when the sidecar is killed.
 
 Choose with ``DURABLE_HELPERS_TABLE_WRITES``: ``process`` (the default on POSIX systems) or
 ``thread`` (in the sidecar's process, the default on Windows).
@@ -180,15 +180,24 @@ class RowWriterProcesses:
         return value
 
     def warm(self) -> None:
-        """Start one child in the background, so that the first write does not wait for it.
+        """Start the children in the background, one after another, so that no write waits for
+        one to start (and the first burst of work does not share the CPU with their imports).
 
         Example:
             >>> RowWriterProcesses(rest, "MyHub").warm()  # doctest: +SKIP
         """
 
         def start() -> None:
-            with contextlib.suppress(Exception):  # the first write starts one then, and says why
-                self._give_back(self._take())
+            for _ in range(self.size):
+                with self._cv:
+                    if self._closed or self._started >= self.size:
+                        return
+                    self._started += 1
+                try:
+                    child = self._spawn()
+                except Exception:  # a write starts one then, and says why it cannot
+                    return
+                self._give_back(child)
 
         threading.Thread(target=start, name="row-writer-warm", daemon=True).start()
 
@@ -217,6 +226,10 @@ class RowWriterProcesses:
                     self._started += 1
                     break
                 self._cv.wait()
+        return self._spawn()
+
+    def _spawn(self) -> _Child:
+        """Start a child (its place among ``size`` already counted in ``_started``)."""
         try:
             child = _Child(self._rest, self._hub)
         except BaseException:

@@ -122,7 +122,7 @@ class Store:
     def _journal_written(self, ids: list[Any]) -> None:
         # Closing: recovery re-applies those partitions, which is harmless.
         with contextlib.suppress(RuntimeError):
-            self.journal.append({"w": ids}, wait=False)
+            self.journal.note_written(ids)
 
     def upload_blobs(self, blobs: Iterable[tuple[str, bytes]]) -> None:
         """Upload large-payload blobs (before the rows that point at them)."""

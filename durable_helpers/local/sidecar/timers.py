@@ -5,7 +5,8 @@ to the inbox when its time comes. Terminating an instance whose start is schedul
 releases that start at once (``release_delayed_start``), so the termination has something to end.
 
 May call: the inbox (``deliver``). Every method expects the engine's lock held; the thread
-takes it itself and waits on the engine's condition variable (woken when a timer is added).
+takes it itself and waits on a condition of its own on that lock (woken when a timer is added
+or the engine stops).
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ class Timers:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.heap: list[tuple[float, int, OMsg]] = []
+        # Its own condition on the engine's lock: the timer thread wakes for a new timer or the
+        # engine stopping, not for every change the streams and waiters are told of.
+        self.cv = threading.Condition(engine.lock)
         self._thread = threading.Thread(target=self._loop, name="timers", daemon=True)
 
     def start(self) -> None:
@@ -37,7 +41,7 @@ class Timers:
     def add(self, msg: OMsg) -> None:
         """Hold ``msg`` until its ``visible_at`` (lock held)."""
         heapq.heappush(self.heap, (msg.visible_at, msg.seq, msg))
-        self.engine.cv.notify_all()
+        self.cv.notify()
 
     def messages(self) -> Iterator[OMsg]:
         """The waiting messages, in no particular order (lock held)."""
@@ -68,4 +72,4 @@ class Timers:
                     msg.visible_at = 0.0
                     engine.inbox.deliver(msg)
                 timeout = min(self.heap[0][0] - now, 1.0) if self.heap else 1.0
-                engine.cv.wait(max(timeout, 0.001))
+                self.cv.wait(max(timeout, 0.001))
