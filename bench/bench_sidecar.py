@@ -10,8 +10,9 @@ Prints, each as a ratio against a peer measured in the same run:
 
 1. orchestrations/second for both at ``--n`` (300 and 2,000 by default) orchestrations, in
    ``--rounds`` (3) interleaved rounds, and the median of the rounds' ratios sidecar / in-memory
-   (target >= 0.5; the goal beyond is 1.0), with the sidecar doing its table writes in its own
-   process (``DURABLE_HELPERS_TABLE_WRITES=thread``) as a second peer;
+   (target >= 0.5; the goal beyond is 1.0), with the sidecar making its table writes in its own
+   process instead of its helper processes (``DURABLE_HELPERS_TABLE_WRITES=thread``) as a second
+   peer;
 2. the sidecar on a hub pre-filled with ``--prefill`` (10,000) finished instances (rows written
    directly through ``durable_helpers.schema``, not through the sidecar) against an empty hub,
    runs interleaved (target >= 0.8);
@@ -37,7 +38,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import grpc
 from durabletask import task
 from durabletask.client import OrchestrationStatus, TaskHubGrpcClient
 from durabletask.worker import ConcurrencyOptions, TaskHubGrpcWorker
@@ -51,7 +51,7 @@ from bench_reader import populate  # noqa: E402
 
 from durable_helpers.local.azurite import Azurite  # noqa: E402
 from durable_helpers.local.ports import free_ports  # noqa: E402
-from durable_helpers.local.stack.probes import PROBE_CHANNEL_OPTIONS  # noqa: E402
+from durable_helpers.local.stack.probes import grpc_port_answers  # noqa: E402
 from durable_helpers.storage import StorageAccount  # noqa: E402
 
 #: Threads of the SDK worker (both peers get the same worker); None: the SDK's default
@@ -81,11 +81,8 @@ threading.Event().wait()
 
 
 def _wait_port(address: str, timeout: float = 60) -> None:
-    channel = grpc.insecure_channel(address, options=PROBE_CHANNEL_OPTIONS)
-    try:
-        grpc.channel_ready_future(channel).result(timeout=timeout)
-    finally:
-        channel.close()
+    if not grpc_port_answers(address, timeout=timeout):
+        raise TimeoutError(f"no gRPC server answered on {address} within {timeout:.0f} s")
 
 
 def _run(address: str, n: int, chunk: int | None = None, on_chunk=None) -> list[float]:
@@ -216,7 +213,7 @@ def throughput(connection: str, sizes: list[int], journals: list[str], rounds: i
         for (journal, writes), got in rates.items():
             where = "journal in a folder" if journal == "folder" else "journal in Azurite blobs"
             if writes == "thread":
-                where += ", table writes in its own process (TABLE_WRITES=thread)"
+                where += ", table writes in the sidecar's process (TABLE_WRITES=thread)"
             print(f"  local task hub sidecar, {where}: {_rates(got)} orch/s")
             ratios = [side / memory for side, memory in zip(got, in_memory, strict=True)]
             target = " (target >= 0.5)" if writes == "process" else ""
