@@ -59,14 +59,18 @@ class HubWriter:
         return TaskHub(self.connection_string, hub=self.names.hub)
 
 
+def _create_container(account: StorageAccount, name: str) -> None:
+    with contextlib.suppress(ResourceExistsError):
+        account.blobs.create_container(name)
+
+
 @pytest.fixture
 def hub(account: StorageAccount, connection_string: str, hub_name: str) -> Iterator[HubWriter]:
     """A fresh task hub (History and Instances tables, large-message container)."""
     names = schema.hub_names(hub_name)
-    account.tables.create_table(names.history_table)
-    account.tables.create_table(names.instances_table)
-    with contextlib.suppress(ResourceExistsError):
-        account.blobs.create_container(names.largemessages_container)
+    for table in (names.history_table, names.instances_table):  # safe to repeat: if not exists
+        retry_idempotent(lambda t=table: account.tables.create_table_if_not_exists(t))
+    retry_idempotent(lambda: _create_container(account, names.largemessages_container))
     yield HubWriter(account, connection_string, names)
     account.tables.delete_table(names.history_table)
     account.tables.delete_table(names.instances_table)
